@@ -41,6 +41,9 @@ pub struct DriverConfig {
     pub pids_max: u32,
     /// The hearth executable, re-executed as `hearth sandbox-init`.
     pub helper_exe: PathBuf,
+    /// An empty host directory, used only as the mount point of each sandbox's tmpfs root
+    /// inside the sandbox's private mount namespace.
+    pub rootfs_mountpoint: PathBuf,
 }
 
 /// Why a sandbox's runtime ended.
