@@ -1,5 +1,88 @@
-fn main() {
+//! The `hearth` binary: parse the command line, load and validate config, run a subcommand.
+
+use clap::Parser;
+use hearth::cli::{Cli, Command, RuntimesCommand, ServeArgs};
+use hearth::config::Config;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // The sandbox helper must run before any thread exists (it forks into namespaces).
     if std::env::args().nth(1).as_deref() == Some("sandbox-init") {
         hearth::sandbox::sandbox_init_main();
+    }
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("hearth: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::CheckConfig { path } => {
+            Config::load(&path)?;
+            println!("{}: ok", path.display());
+            Ok(0)
+        }
+        Command::Runtimes { command: RuntimesCommand::List } => {
+            hearth::runtimes::SUPPORTED.iter().for_each(|r| println!("{r}"));
+            Ok(0)
+        }
+        Command::Runtimes { command: RuntimesCommand::Install { name, config } } => {
+            let cfg = load_config(config.as_deref())?;
+            init_tracing(&cfg.log);
+            hearth::runtimes::ensure(&cfg.runtimes.dir, &cfg.runtimes.python, &name)?;
+            println!("{name}: ready in {}", cfg.runtimes.dir.join(&name).display());
+            Ok(0)
+        }
+        client => tokio::runtime::Runtime::new()?.block_on(hearth::cli::run_client(client)),
+    }
+}
+
+/// Defaults, then the config file, then `HEARTH_*` variables.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let mut cfg = match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    Ok(cfg)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<i32> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(l) = args.admin_listen {
+        cfg.admin_listen = l;
+    }
+    cfg.validate()?;
+    init_tracing(&cfg.log);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(hearth::serve::serve(cfg, args.ready_file, shutdown_signal()))?;
+    Ok(0)
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }

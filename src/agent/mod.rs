@@ -1,0 +1,318 @@
+//! Node agent: instance pools keyed by version descriptor, cold starts through the sandbox
+//! driver, the Runtime API per instance, the node code cache and per-instance logs.
+
+mod instance;
+mod logs;
+mod pool;
+mod runtime_api;
+
+pub use instance::{Call, CallResult, Instance};
+
+use crate::api::VersionDescriptor;
+use crate::codestore::{LocalCodeStore, NodeCache, ZipLimits};
+use crate::config::Config;
+use crate::metrics::{Metrics, OutcomeLabel};
+use crate::sandbox::{DriverConfig, ProcessDriver, SandboxSpec};
+use bytes::Bytes;
+use pool::Pools;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An invocation as the router forwards it (DESIGN.md "Router to agent protocol").
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    pub request_id: String,
+    pub descriptor: Arc<VersionDescriptor>,
+    /// The ARN as the caller named it (qualified).
+    pub invoked_arn: String,
+    /// Decoded client context JSON.
+    pub client_context: Option<String>,
+    pub trace_id: String,
+    pub payload: Bytes,
+    pub log_tail: bool,
+}
+
+/// The agent's answer to an invocation that ran.
+#[derive(Debug, Clone)]
+pub struct InvokeResponse {
+    pub body: Bytes,
+    pub function_error: Option<&'static str>,
+    pub cold_start: bool,
+    pub instance_id: String,
+    /// Idle instances of this version left on the agent.
+    pub idle: usize,
+    pub log_tail: Option<Vec<u8>>,
+}
+
+/// The invocation did not start; safe to place elsewhere.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent at capacity")]
+    Capacity,
+    #[error("agent draining")]
+    Draining,
+    #[error("instance failed to start: {0}")]
+    StartingFailed(String),
+}
+
+impl AgentError {
+    /// The `x-hearth-refused` value.
+    pub fn refused(&self) -> &'static str {
+        match self {
+            AgentError::Capacity => "capacity",
+            AgentError::Draining => "draining",
+            AgentError::StartingFailed(_) => "starting-failed",
+        }
+    }
+}
+
+/// Router-to-agent seam. In `serve` it is a direct call into [`Agent`].
+#[async_trait::async_trait]
+pub trait AgentClient: Send + Sync {
+    async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, AgentError>;
+}
+
+/// Settings the agent keeps from the config.
+struct Settings {
+    runtimes_dir: PathBuf,
+    python: PathBuf,
+    region: String,
+    idle_timeout: Duration,
+    init_timeout: Duration,
+    max_payload: usize,
+    logs_dir: PathBuf,
+    memory_cgroup: PathBuf,
+    zip_limits: ZipLimits,
+}
+
+/// The node agent.
+pub struct Agent {
+    settings: Settings,
+    driver: ProcessDriver,
+    code: LocalCodeStore,
+    cache: NodeCache,
+    pools: Pools,
+    metrics: Arc<Metrics>,
+}
+
+impl Agent {
+    pub fn new(cfg: &Config, code: LocalCodeStore, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Agent>> {
+        let a = &cfg.agent;
+        let rootfs = cfg.data_dir.join("run/rootfs");
+        std::fs::create_dir_all(&rootfs)?;
+        let driver = ProcessDriver::new(DriverConfig {
+            cgroup_root: a.cgroup_root.clone(),
+            cgroup_prefix: a.cgroup_prefix.clone(),
+            uid: a.sandbox_uid,
+            gid: a.sandbox_gid,
+            pids_max: a.pids_max,
+            helper_exe: std::env::current_exe()?,
+            rootfs_mountpoint: rootfs,
+        })?;
+        let settings = Settings {
+            runtimes_dir: cfg.runtimes.dir.clone(),
+            python: cfg.runtimes.python.clone(),
+            region: cfg.region.clone(),
+            idle_timeout: Duration::from_secs(a.idle_timeout_secs),
+            init_timeout: Duration::from_secs(a.init_timeout_secs),
+            max_payload: cfg.limits.max_payload_bytes,
+            logs_dir: cfg.data_dir.join("logs"),
+            memory_cgroup: a.cgroup_root.join("memory").join(&a.cgroup_prefix),
+            zip_limits: cfg.zip_limits(),
+        };
+        Ok(Arc::new(Agent {
+            settings,
+            driver,
+            code: code.clone(),
+            cache: NodeCache::new(cfg.data_dir.join("cache"))?,
+            pools: Pools::new(a.max_instances),
+            metrics,
+        }))
+    }
+
+    /// Stops idle instances past the keep-alive window, until `shutdown` resolves.
+    pub async fn run_reaper(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let period = (self.settings.idle_timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            for inst in self.pools.expired(self.settings.idle_timeout) {
+                self.retire(inst).await;
+            }
+            self.update_gauges();
+        }
+    }
+
+    /// Refuses new work and stops every instance. Call after in-flight invokes drained.
+    pub async fn shutdown(&self) {
+        for inst in self.pools.drain_all() {
+            self.retire(inst).await;
+        }
+        self.driver.cleanup();
+    }
+
+    fn update_gauges(&self) {
+        let (live, idle) = self.pools.counts();
+        self.metrics.agent.instances.set(live as i64);
+        self.metrics.agent.idle_instances.set(idle as i64);
+    }
+
+    async fn retire(&self, inst: Arc<Instance>) {
+        if let Err(e) = inst.sandbox.destroy().await {
+            tracing::error!(instance = %inst.id, error = %e, "stopping instance");
+        }
+        self.pools.forget();
+        self.update_gauges();
+    }
+
+    /// Runs one invocation: takes a warm instance or cold-starts one, runs, then keeps or
+    /// retires the instance. Runs to completion even if the caller goes away.
+    async fn run(self: Arc<Self>, req: InvokeRequest) -> Result<InvokeResponse, AgentError> {
+        let key = req.descriptor.pool_key();
+        for stale in self.pools.stale_versions(&req.descriptor) {
+            let me = self.clone();
+            tokio::spawn(async move { me.retire(stale).await });
+        }
+        let (inst, cold) = match self.pools.take_idle(&key)? {
+            Some(inst) => (inst, false),
+            None => (self.cold_start(&req.descriptor).await?, true),
+        };
+        let call = Call {
+            request_id: req.request_id,
+            payload: req.payload,
+            invoked_arn: req.invoked_arn,
+            client_context: req.client_context,
+            trace_id: req.trace_id,
+        };
+        let result = inst.call(call, self.settings.init_timeout).await;
+        if cold {
+            if let Some(d) = inst.init_duration() {
+                self.metrics.agent.cold_start_duration.observe(d.as_secs_f64());
+            }
+        }
+        if let Some(kind) = result.error_kind {
+            self.metrics.agent.function_errors.get_or_create(&OutcomeLabel { outcome: kind }).inc();
+        }
+        let instance_id = inst.id.clone();
+        let idle = if result.reset || !inst.alive() {
+            self.retire(inst).await;
+            self.pools.idle_count(&key)
+        } else {
+            self.pools.put_idle(key.clone(), inst)
+        };
+        self.update_gauges();
+        Ok(InvokeResponse {
+            body: result.body,
+            function_error: result.function_error,
+            cold_start: cold,
+            instance_id,
+            idle,
+            log_tail: req.log_tail.then_some(result.log_tail),
+        })
+    }
+
+    /// Cold start: node cache, runtime, sandbox, Runtime API.
+    async fn cold_start(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, AgentError> {
+        self.metrics.agent.cold_starts.inc();
+        let started = Instant::now();
+        let result = self.build_instance(d).await;
+        if result.is_err() {
+            self.pools.forget();
+        }
+        self.metrics.agent.sandbox_create_duration.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn build_instance(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, AgentError> {
+        let fail = |e: String| {
+            tracing::error!(function = %d.function_name, error = %e, "cold start failed");
+            AgentError::StartingFailed(e)
+        };
+        let s = &self.settings;
+        let launch = crate::runtimes::launch(&s.runtimes_dir, &s.python, &d.runtime, &d.handler).map_err(|e| fail(e.to_string()))?;
+        let code_dir = self.code_dir(&d.code_sha256).await.map_err(fail)?;
+        let id = format!("{}-{}", d.function_name, &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let spec = SandboxSpec {
+            instance_id: id.clone(),
+            code_dir,
+            runtime_dir: launch.runtime_dir.clone(),
+            argv: launch.argv.clone(),
+            env: bootstrap_env(d, &s.region, &id, &launch.env),
+            memory_mb: d.memory_mb,
+            tmp_size_mb: (d.memory_mb / 2).min(512),
+        };
+        let sandbox = self.driver.create(spec).await.map_err(|e| fail(e.to_string()))?;
+        let log_file = s.logs_dir.join(&d.function_name).join(format!("{id}.log"));
+        let log = logs::InstanceLog::new(sandbox.output.try_clone().map_err(|e| fail(e.to_string()))?, &log_file)
+            .map_err(|e| fail(e.to_string()))?;
+        let usage = s.memory_cgroup.join(&id).join("memory.max_usage_in_bytes");
+        match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage) {
+            Ok(inst) => Ok(inst),
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    async fn code_dir(&self, sha: &str) -> Result<PathBuf, String> {
+        let (cache, code, limits, sha) = (self.cache.clone(), self.code.clone(), self.settings.zip_limits, sha.to_string());
+        tokio::task::spawn_blocking(move || cache.ensure(&code, &sha, &limits).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentClient for Arc<Agent> {
+    async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, AgentError> {
+        // A separate task: the invocation finishes (and frees its instance) even if the
+        // caller disconnects.
+        let me = self.clone();
+        tokio::spawn(me.run(req)).await.unwrap_or_else(|e| Err(AgentError::StartingFailed(e.to_string())))
+    }
+}
+
+/// The Lambda bootstrap environment (`lambda-api.md`), then the runtime's, then the user's.
+fn bootstrap_env(d: &VersionDescriptor, region: &str, instance: &str, runtime_env: &[(String, String)]) -> Vec<(String, String)> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let stream = format!("{}/{:02}/{:02}/[{}]{}", today.year(), today.month() as u8, today.day(), d.version, instance);
+    let mut env: Vec<(String, String)> = [
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001".to_string()),
+        ("_HANDLER", d.handler.clone()),
+        ("LAMBDA_TASK_ROOT", "/var/task".into()),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
+        ("AWS_LAMBDA_FUNCTION_NAME", d.function_name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", d.memory_mb.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", d.version.clone()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", d.function_name)),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
+        ("AWS_REGION", region.into()),
+        ("AWS_DEFAULT_REGION", region.into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("TZ", ":UTC".into()),
+        ("LANG", "en_US.UTF-8".into()),
+        ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
+        (
+            "LD_LIBRARY_PATH",
+            "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut set = |k: &str, v: &str| match env.iter_mut().find(|(ek, _)| ek == k) {
+        Some(slot) => slot.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    };
+    for (k, v) in runtime_env {
+        set(k, v);
+    }
+    for (k, v) in &d.environment {
+        if !crate::control::RESERVED_ENV.contains(&k.as_str()) {
+            set(k, v);
+        }
+    }
+    env
+}

@@ -1,0 +1,114 @@
+//! Instance pools: idle instances per version descriptor (LIFO reuse, so few stay hot and
+//! extras expire) and the agent's capacity count.
+
+use super::{AgentError, Instance};
+use crate::api::VersionDescriptor;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Inner {
+    idle: HashMap<String, Vec<(Arc<Instance>, Instant)>>,
+    /// Instances that exist: starting, busy or idle.
+    live: usize,
+    draining: bool,
+}
+
+/// All pools of one agent.
+pub struct Pools {
+    inner: Mutex<Inner>,
+    max: usize,
+}
+
+impl Pools {
+    pub fn new(max: usize) -> Self {
+        Pools { inner: Mutex::new(Inner { idle: HashMap::new(), live: 0, draining: false }), max }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most recently used live idle instance of `key`, or `None` after reserving room
+    /// for a new one; refuses when draining or at capacity.
+    pub fn take_idle(&self, key: &str) -> Result<Option<Arc<Instance>>, AgentError> {
+        let mut g = self.lock();
+        if g.draining {
+            return Err(AgentError::Draining);
+        }
+        if let Some(list) = g.idle.get_mut(key) {
+            if let Some(pos) = list.iter().rposition(|(i, _)| i.alive()) {
+                return Ok(Some(list.remove(pos).0));
+            }
+        }
+        if g.live >= self.max {
+            return Err(AgentError::Capacity);
+        }
+        g.live += 1;
+        Ok(None)
+    }
+
+    /// Returns an instance to its pool; the number of idle instances of `key` after.
+    pub fn put_idle(&self, key: String, inst: Arc<Instance>) -> usize {
+        let mut g = self.lock();
+        let list = g.idle.entry(key).or_default();
+        list.push((inst, Instant::now()));
+        list.len()
+    }
+
+    pub fn idle_count(&self, key: &str) -> usize {
+        self.lock().idle.get(key).map_or(0, Vec::len)
+    }
+
+    /// An instance (or a reservation) is gone.
+    pub fn forget(&self) {
+        let mut g = self.lock();
+        g.live = g.live.saturating_sub(1);
+    }
+
+    /// Removes and returns idle instances past the keep-alive window, and dead ones.
+    pub fn expired(&self, idle_timeout: Duration) -> Vec<Arc<Instance>> {
+        let mut g = self.lock();
+        let mut out = Vec::new();
+        for list in g.idle.values_mut() {
+            let (gone, keep): (Vec<_>, Vec<_>) =
+                list.drain(..).partition(|(i, since)| since.elapsed() >= idle_timeout || !i.alive());
+            *list = keep;
+            out.extend(gone.into_iter().map(|(i, _)| i));
+        }
+        g.idle.retain(|_, l| !l.is_empty());
+        out
+    }
+
+    /// Removes idle instances of older descriptors of the same function version (after an
+    /// update, the next invoke runs the new code and the old instances stop).
+    pub fn stale_versions(&self, d: &VersionDescriptor) -> Vec<Arc<Instance>> {
+        let mut g = self.lock();
+        let key = d.pool_key();
+        let stale: Vec<String> = g
+            .idle
+            .iter()
+            .filter(|(k, list)| {
+                **k != key
+                    && list.first().is_some_and(|(i, _)| {
+                        i.descriptor.function_arn == d.function_arn && i.descriptor.version == d.version
+                    })
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        stale.iter().filter_map(|k| g.idle.remove(k)).flatten().map(|(i, _)| i).collect()
+    }
+
+    /// Refuses new work from now on and returns every idle instance.
+    pub fn drain_all(&self) -> Vec<Arc<Instance>> {
+        let mut g = self.lock();
+        g.draining = true;
+        g.idle.drain().flat_map(|(_, l)| l).map(|(i, _)| i).collect()
+    }
+
+    /// (live, idle) instance counts.
+    pub fn counts(&self) -> (usize, usize) {
+        let g = self.lock();
+        (g.live, g.idle.values().map(Vec::len).sum())
+    }
+}

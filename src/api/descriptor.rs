@@ -1,0 +1,69 @@
+//! The immutable *version descriptor* the router hands the agent with each invoke
+//! (DESIGN.md "Router to agent protocol"). Instances are keyed by it.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything an agent needs to run one version of a function, without reading metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionDescriptor {
+    /// Unqualified function ARN.
+    pub function_arn: String,
+    pub function_name: String,
+    /// `$LATEST` or a version number.
+    pub version: String,
+    /// Hex SHA-256 of the code zip.
+    pub code_sha256: String,
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mb: u32,
+    pub timeout_secs: u32,
+    pub environment: BTreeMap<String, String>,
+    /// RevisionId of the configuration this descriptor was made from: a new one on every change.
+    pub revision_id: String,
+}
+
+impl VersionDescriptor {
+    /// The key instances are pooled by: distinct for any change of code or configuration.
+    pub fn pool_key(&self) -> String {
+        format!("{}:{}:{}", self.function_arn, self.version, self.revision_id)
+    }
+
+    /// Base64 JSON, the form of the `x-hearth-version` header.
+    pub fn to_header(&self) -> String {
+        let json = serde_json::to_vec(self).expect("descriptor serializes");
+        base64::engine::general_purpose::STANDARD.encode(json)
+    }
+
+    /// Parses the `x-hearth-version` header.
+    pub fn from_header(value: &str) -> Result<Self, String> {
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map_err(|e| format!("x-hearth-version: bad base64: {e}"))?;
+        serde_json::from_slice(&json).map_err(|e| format!("x-hearth-version: bad JSON: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip() {
+        let d = VersionDescriptor {
+            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            function_name: "f".into(),
+            version: "$LATEST".into(),
+            code_sha256: "ab".into(),
+            runtime: "provided".into(),
+            handler: "h".into(),
+            memory_mb: 128,
+            timeout_secs: 3,
+            environment: BTreeMap::from([("A".into(), "1".into())]),
+            revision_id: "r1".into(),
+        };
+        assert_eq!(VersionDescriptor::from_header(&d.to_header()).unwrap(), d);
+        assert!(VersionDescriptor::from_header("!!").is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! Lambda service errors and the one place they become HTTP responses.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+/// A Lambda service error: HTTP status, `x-amzn-ErrorType`, message, and for 429 a `Reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error_type: &'static str,
+    pub message: String,
+    /// `Reason` of a 429 TooManyRequestsException.
+    pub reason: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, error_type, message: message.into(), reason: None }
+    }
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidParameterValueException", message)
+    }
+    pub fn invalid_content(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "ResourceConflictException", message)
+    }
+    pub fn precondition_failed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailedException", message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", message)
+    }
+    pub fn unsupported_media(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaTypeException", message)
+    }
+    pub fn too_many_requests(reason: &'static str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message);
+        e.reason = Some(reason);
+        e
+    }
+    pub fn unknown_operation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "UnknownOperationException", message)
+    }
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedException", message)
+    }
+    pub fn service(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", message)
+    }
+
+    /// Who is at fault, for the body's `Type` field.
+    fn fault(&self) -> &'static str {
+        if self.status.is_server_error() { "Service" } else { "User" }
+    }
+
+    /// The HTTP response: JSON body `{"Type","message"[,"Reason"]}` and `x-amzn-ErrorType`.
+    pub fn to_response(&self, request_id: &str) -> Response<Full<Bytes>> {
+        let mut body = serde_json::json!({ "Type": self.fault(), "message": self.message });
+        if let Some(reason) = self.reason {
+            body["Reason"] = reason.into();
+        }
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        h.insert("x-amzn-errortype", HeaderValue::from_static(self.error_type));
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert("x-amzn-requestid", v);
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            h.insert("retry-after", HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_shape() {
+        let r = ApiError::not_found("Function not found: x").to_response("rid");
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["x-amzn-errortype"], "ResourceNotFoundException");
+        assert_eq!(r.headers()["x-amzn-requestid"], "rid");
+    }
+
+    #[test]
+    fn throttle_has_reason_and_retry_after() {
+        let r = ApiError::too_many_requests("ConcurrentInvocationLimitExceeded", "Rate Exceeded.").to_response("r");
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "1");
+    }
+}

@@ -1,0 +1,137 @@
+//! The client commands: each builds one Lambda API request and prints the answer.
+
+use super::client::{Client, segment};
+use super::{Command, FnCommand};
+use base64::Engine;
+use bytes::Bytes;
+use http::Method;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Exit code of `invoke` when the function itself failed.
+pub const EXIT_FUNCTION_ERROR: i32 = 3;
+
+/// Runs `fn …` or `invoke`; returns the process exit code.
+pub async fn run_client(cmd: Command) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Fn { endpoint, command } => {
+            let client = Client::new(&endpoint.endpoint)?;
+            let out = run_fn(&client, command).await?;
+            if !out.is_null() {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Ok(0)
+        }
+        Command::Invoke { endpoint, function, payload, log_tail } => {
+            let client = Client::new(&endpoint.endpoint)?;
+            invoke(&client, &function, payload.as_deref(), log_tail).await
+        }
+        _ => anyhow::bail!("not a client command"),
+    }
+}
+
+fn read_code(path: &Path) -> anyhow::Result<String> {
+    let zip = if path.is_dir() {
+        crate::codestore::zip_dir(path)?
+    } else {
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    };
+    Ok(base64::engine::general_purpose::STANDARD.encode(zip))
+}
+
+fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => anyhow::bail!("--env {p:?}: expected K=V"),
+        })
+        .collect()
+}
+
+fn qualified(path: String, qualifier: Option<&str>) -> String {
+    match qualifier {
+        Some(q) => format!("{path}?Qualifier={}", segment(q)),
+        None => path,
+    }
+}
+
+async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
+    const F: &str = "/2015-03-31/functions";
+    match cmd {
+        FnCommand::Create { name, runtime, handler, code, memory, timeout, env, publish } => {
+            let mut body = json!({
+                "FunctionName": name, "Runtime": runtime, "Code": { "ZipFile": read_code(&code)? },
+                "Publish": publish, "Environment": { "Variables": parse_env(&env)? },
+            });
+            if let Some(h) = handler {
+                body["Handler"] = h.into();
+            }
+            if let Some(m) = memory {
+                body["MemorySize"] = m.into();
+            }
+            if let Some(t) = timeout {
+                body["Timeout"] = t.into();
+            }
+            c.json(Method::POST, F, Some(body)).await
+        }
+        FnCommand::List => c.json(Method::GET, &format!("{F}/"), None).await,
+        FnCommand::Get { name, qualifier } => {
+            c.json(Method::GET, &qualified(format!("{F}/{}", segment(&name)), qualifier.as_deref()), None).await
+        }
+        FnCommand::UpdateCode { name, code, publish } => {
+            let body = json!({ "ZipFile": read_code(&code)?, "Publish": publish });
+            c.json(Method::PUT, &format!("{F}/{}/code", segment(&name)), Some(body)).await
+        }
+        FnCommand::UpdateConfig { name, memory, timeout, handler, env } => {
+            let mut body = json!({});
+            if let Some(m) = memory {
+                body["MemorySize"] = m.into();
+            }
+            if let Some(t) = timeout {
+                body["Timeout"] = t.into();
+            }
+            if let Some(h) = handler {
+                body["Handler"] = h.into();
+            }
+            if !env.is_empty() {
+                body["Environment"] = json!({ "Variables": parse_env(&env)? });
+            }
+            c.json(Method::PUT, &format!("{F}/{}/configuration", segment(&name)), Some(body)).await
+        }
+        FnCommand::Publish { name, description } => {
+            let body = description.map(|d| json!({ "Description": d })).unwrap_or_else(|| json!({}));
+            c.json(Method::POST, &format!("{F}/{}/versions", segment(&name)), Some(body)).await
+        }
+        FnCommand::Delete { name, qualifier } => {
+            c.json(Method::DELETE, &qualified(format!("{F}/{}", segment(&name)), qualifier.as_deref()), None).await
+        }
+    }
+}
+
+async fn invoke(c: &Client, function: &str, payload: Option<&str>, log_tail: bool) -> anyhow::Result<i32> {
+    let payload = match payload {
+        Some(p) if p.starts_with('@') => std::fs::read(&p[1..]).map_err(|e| anyhow::anyhow!("{}: {e}", &p[1..]))?,
+        Some(p) => p.as_bytes().to_vec(),
+        None => b"{}".to_vec(),
+    };
+    let mut headers = vec![];
+    if log_tail {
+        headers.push(("x-amz-log-type", "Tail".to_string()));
+    }
+    let path = format!("/2015-03-31/functions/{}/invocations", segment(function));
+    let reply = c.send(Method::POST, &path, &headers, Bytes::from(payload)).await?.ok()?;
+    if let Some(tail) = reply.headers.get("x-amz-log-result").and_then(|v| v.to_str().ok()) {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(tail).unwrap_or_default();
+        eprint!("{}", String::from_utf8_lossy(&decoded));
+    }
+    println!("{}", String::from_utf8_lossy(&reply.body));
+    match reply.headers.get("x-amz-function-error") {
+        Some(kind) => {
+            eprintln!("function error: {}", kind.to_str().unwrap_or("Unhandled"));
+            Ok(EXIT_FUNCTION_ERROR)
+        }
+        None => Ok(0),
+    }
+}

@@ -1,0 +1,155 @@
+//! Command line: `serve`, `check-config`, `runtimes`, and the client commands `fn …` and
+//! `invoke`, which talk only to the public API.
+
+pub mod client;
+mod commands;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+pub use commands::run_client;
+
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about = "A self-hosted serverless platform that speaks the AWS Lambda APIs")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run router, agent and control in one process on embedded defaults.
+    Serve(ServeArgs),
+    /// Check a config file and report every error.
+    CheckConfig { path: PathBuf },
+    /// Prepare language runtimes.
+    Runtimes {
+        #[command(subcommand)]
+        command: RuntimesCommand,
+    },
+    /// Manage functions (Lambda management API).
+    Fn {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: FnCommand,
+    },
+    /// Invoke a function synchronously and print its result.
+    Invoke {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        /// NAME or NAME:QUALIFIER (or an ARN).
+        function: String,
+        /// JSON payload, or @FILE to read it from a file.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Print the last 4 KB of the invocation's log to stderr.
+        #[arg(long)]
+        log_tail: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Endpoint {
+    /// hearth's public API.
+    #[arg(long, env = "HEARTH_ENDPOINT", default_value = "http://127.0.0.1:8080", global = true)]
+    pub endpoint: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file (none is read unless given).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Public API address (ADDR:PORT; port 0 picks one).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Admin address (ADDR:PORT).
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Written once serving: JSON with every bound address.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuntimesCommand {
+    /// Install a runtime into the runtimes directory.
+    Install {
+        name: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List supported runtimes.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FnCommand {
+    /// Create a function from a directory or a .zip.
+    Create {
+        name: String,
+        #[arg(long)]
+        runtime: String,
+        #[arg(long)]
+        handler: Option<String>,
+        /// A directory (zipped for you) or a .zip file.
+        #[arg(long)]
+        code: PathBuf,
+        /// Memory in MB (128–10240).
+        #[arg(long)]
+        memory: Option<u32>,
+        /// Timeout in seconds (1–900).
+        #[arg(long)]
+        timeout: Option<u32>,
+        /// Environment variable, K=V (repeatable).
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// Publish version 1 at once.
+        #[arg(long)]
+        publish: bool,
+    },
+    /// List functions.
+    List,
+    /// Show a function's configuration and code location.
+    Get {
+        name: String,
+        #[arg(long)]
+        qualifier: Option<String>,
+    },
+    /// Replace a function's code.
+    UpdateCode {
+        name: String,
+        #[arg(long)]
+        code: PathBuf,
+        #[arg(long)]
+        publish: bool,
+    },
+    /// Change memory, timeout, handler or environment.
+    UpdateConfig {
+        name: String,
+        #[arg(long)]
+        memory: Option<u32>,
+        #[arg(long)]
+        timeout: Option<u32>,
+        #[arg(long)]
+        handler: Option<String>,
+        /// Replaces the whole environment, K=V (repeatable).
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+    },
+    /// Publish $LATEST as a new version.
+    Publish {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a function (or one version with --qualifier).
+    Delete {
+        name: String,
+        #[arg(long)]
+        qualifier: Option<String>,
+    },
+}

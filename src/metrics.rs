@@ -1,0 +1,102 @@
+//! One Prometheus registry per process; every component registers its metrics into it
+//! with its own prefix (`hearth_router_`, `hearth_agent_`, `hearth_control_`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+/// Outcome label of an invocation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// Router metrics.
+pub struct RouterMetrics {
+    /// Invocations by outcome: success, function_error, client_error, service_error.
+    pub invocations: Family<OutcomeLabel, Counter>,
+    /// Time from request to response, seconds.
+    pub invoke_duration: Histogram,
+}
+
+/// Agent metrics.
+pub struct AgentMetrics {
+    pub cold_starts: Counter,
+    /// Sandbox creation to the runtime's first `/next`, seconds.
+    pub cold_start_duration: Histogram,
+    /// Sandbox creation (namespaces, cgroups, helper) alone, seconds.
+    pub sandbox_create_duration: Histogram,
+    /// Platform-side function errors by kind (timeout, exit, init).
+    pub function_errors: Family<OutcomeLabel, Counter>,
+    /// Live instances (starting, busy or idle).
+    pub instances: Gauge,
+    pub idle_instances: Gauge,
+}
+
+impl Default for RouterMetrics {
+    fn default() -> Self {
+        RouterMetrics { invocations: Family::default(), invoke_duration: latency_histogram() }
+    }
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        AgentMetrics {
+            cold_starts: Counter::default(),
+            cold_start_duration: latency_histogram(),
+            sandbox_create_duration: latency_histogram(),
+            function_errors: Family::default(),
+            instances: Gauge::default(),
+            idle_instances: Gauge::default(),
+        }
+    }
+}
+
+/// 10 µs to ~80 s in factor-2 steps.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.00001, 2.0, 24))
+}
+
+/// The process's registry plus each component's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub router: RouterMetrics,
+    pub agent: AgentMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let router = RouterMetrics::default();
+        let agent = AgentMetrics::default();
+        let mut registry = Registry::default();
+        let r = registry.sub_registry_with_prefix("hearth_router");
+        r.register("invocations", "Invocations by outcome", router.invocations.clone());
+        r.register("invoke_duration_seconds", "Invoke request duration", router.invoke_duration.clone());
+        let a = registry.sub_registry_with_prefix("hearth_agent");
+        a.register("cold_starts", "Invocations that started a new instance", agent.cold_starts.clone());
+        a.register("cold_start_duration_seconds", "Sandbox creation to first /next", agent.cold_start_duration.clone());
+        a.register("sandbox_create_duration_seconds", "Sandbox construction", agent.sandbox_create_duration.clone());
+        a.register("function_errors", "Platform-detected function errors by kind", agent.function_errors.clone());
+        a.register("instances", "Live instances", agent.instances.clone());
+        a.register("idle_instances", "Idle warm instances", agent.idle_instances.clone());
+        Metrics { registry: Mutex::new(registry), router, agent }
+    }
+
+    /// Prometheus text exposition of every registered metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        out
+    }
+}

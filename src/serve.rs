@@ -1,0 +1,116 @@
+//! `hearth serve`: router, agent and control in one process on embedded defaults
+//! (SQLite metadata, local code store), plus the admin port.
+
+use crate::agent::{Agent, AgentClient};
+use crate::codestore::LocalCodeStore;
+use crate::config::Config;
+use crate::control::Control;
+use crate::metrics::Metrics;
+use crate::router::{Router, http};
+use crate::store::sqlite::SqliteStore;
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::Full;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Runs until `shutdown` resolves, then drains in-flight requests (bounded by
+/// `shutdown_grace_secs`) and stops every instance.
+pub async fn serve(cfg: Config, ready_file: Option<PathBuf>, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let data = &cfg.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(SqliteStore::open(&data.join("meta.sqlite"))?);
+    let code = LocalCodeStore::new(data.join("code"))?;
+    let control = Arc::new(Control::new(&cfg, store, code.clone())?);
+    let agent = Agent::new(&cfg, code, metrics.clone())?;
+    let agent_client: Arc<dyn AgentClient> = Arc::new(agent.clone());
+    let router = Router::new(control, agent_client, metrics.clone(), &cfg);
+
+    let public = http::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    let admin = http::bind(cfg.admin_listen).with_context(|| format!("binding {}", cfg.admin_listen))?;
+    let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
+    tracing::info!(listener = "public", addr = %public_addr, "listening (HTTP/1.1, h2c)");
+    tracing::info!(listener = "admin", addr = %admin_addr, "listening (/healthz, /metrics)");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let ready = Arc::new(AtomicBool::new(false));
+    let admin_task = tokio::spawn(http::serve(admin, admin_service(metrics.clone(), ready.clone()), stopped()));
+    let public_task = tokio::spawn(http::serve(public, move |req| router.clone().handle(req), stopped()));
+    let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
+
+    prepare_runtimes(&cfg).await?;
+    ready.store(true, Ordering::SeqCst);
+    if let Some(path) = ready_file {
+        write_ready_file(&path, public_addr, admin_addr)?;
+    }
+    tracing::info!("ready");
+
+    shutdown.await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    if tokio::time::timeout(grace, async {
+        let _ = public_task.await;
+        let _ = admin_task.await;
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("drain deadline passed; stopping anyway");
+    }
+    let _ = reaper.await;
+    agent.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prepares the configured runtimes (a fresh data directory needs no setup step).
+async fn prepare_runtimes(cfg: &Config) -> anyhow::Result<()> {
+    for rt in cfg.runtimes.prepare.clone() {
+        let (dir, python) = (cfg.runtimes.dir.clone(), cfg.runtimes.python.clone());
+        tokio::task::spawn_blocking(move || crate::runtimes::ensure(&dir, &python, &rt)).await??;
+    }
+    Ok(())
+}
+
+/// Writes `{"listen": ..., "admin_listen": ...}` atomically.
+fn write_ready_file(path: &Path, public: std::net::SocketAddr, admin: std::net::SocketAddr) -> anyhow::Result<()> {
+    let json = serde_json::json!({ "listen": public.to_string(), "admin_listen": admin.to_string(), "pid": std::process::id() });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json.to_string())?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+type AdminFuture = std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Response<Full<Bytes>>> + Send>>;
+
+fn admin_service(
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> impl Fn(hyper::Request<hyper::body::Incoming>) -> AdminFuture + Clone + Send + Sync + 'static {
+    move |req| {
+        let (metrics, ready) = (metrics.clone(), ready.clone());
+        Box::pin(async move {
+            let (status, ctype, body) = match req.uri().path() {
+                "/healthz" | "/readyz" if ready.load(Ordering::SeqCst) => (200, "text/plain", "ok\n".to_string()),
+                "/healthz" | "/readyz" => (503, "text/plain", "starting\n".to_string()),
+                "/metrics" => (200, "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics.encode()),
+                _ => (404, "text/plain", "not found\n".to_string()),
+            };
+            let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+            r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(ctype));
+            r
+        })
+    }
+}
