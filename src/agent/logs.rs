@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,9 @@ struct State {
 /// One instance's log.
 pub struct InstanceLog {
     state: Mutex<State>,
-    pipe: Option<pipe::Receiver>,
+    /// The pipe for readiness (tokio) and a duplicate of it for reads that must not depend
+    /// on tokio's cached readiness (the drain at the end of an invocation).
+    pipe: Option<(pipe::Receiver, File)>,
 }
 
 impl InstanceLog {
@@ -37,7 +39,9 @@ impl InstanceLog {
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
         let state = State { recent: VecDeque::new(), total: 0, file: Some(file) };
-        Ok(Arc::new(InstanceLog { state: Mutex::new(state), pipe: Some(pipe::Receiver::from_owned_fd(pipe)?) }))
+        let reader = File::from(pipe.try_clone()?);
+        let pipe = Some((pipe::Receiver::from_owned_fd(pipe)?, reader));
+        Ok(Arc::new(InstanceLog { state: Mutex::new(state), pipe }))
     }
 
     /// Appends platform lines (START, END, REPORT, errors).
@@ -49,11 +53,12 @@ impl InstanceLog {
     /// Reads whatever the runtime has written so far (without waiting). Reading and appending
     /// happen under one lock, so output stays in order whoever calls this.
     pub fn pump(&self) -> bool {
-        let Some(pipe) = &self.pipe else { return false };
+        let Some((_, reader)) = &self.pipe else { return false };
+        let mut reader: &File = reader;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut buf = [0u8; 16 * 1024];
         loop {
-            match pipe.try_read(&mut buf) {
+            match reader.read(&mut buf) {
                 Ok(0) => return false,
                 Ok(n) => push(&mut st, &buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -65,11 +70,13 @@ impl InstanceLog {
 
     /// Follows the pipe until the runtime closes it (all its processes are gone).
     pub async fn follow(self: Arc<Self>) {
-        let Some(pipe) = &self.pipe else { return };
+        let Some((pipe, _)) = &self.pipe else { return };
         loop {
             if pipe.readable().await.is_err() || !self.pump() {
                 return;
             }
+            // Everything available was read: let tokio wait for the next edge.
+            let _ = pipe.try_io(|| Err::<(), _>(std::io::ErrorKind::WouldBlock.into()));
         }
     }
 

@@ -43,6 +43,9 @@ impl Action {
     /// Maps method, path and query to an action; unknown paths are a Lambda-style 404.
     pub fn parse(method: &Method, path: &str, query: &str, account: &str) -> Result<Action, ApiError> {
         let rest = path.strip_prefix("/2015-03-31/functions").unwrap_or("");
+        if !rest.is_empty() && !rest.starts_with('/') {
+            return Err(ApiError::unknown_operation(format!("Unknown operation: {method} {path}")));
+        }
         let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
         let fref = |seg: &str, q: Option<String>| -> Result<(String, Option<String>), ApiError> {
             let FunctionRef { name, qualifier } = parse_function_name(&decode_segment(seg)?, account)?;
