@@ -5,8 +5,24 @@
 //! a cgroup (memory limit, pids.max), then starts `hearth sandbox-init` which builds the
 //! allow-listed root and execs the runtime as an unprivileged uid.
 
-use std::os::fd::OwnedFd;
+mod cgroup;
+mod init;
+mod netns;
+mod protocol;
+mod rootfs;
+mod spawn;
+mod sys;
+mod validate;
+
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+
+use cgroup::InstanceCgroups;
+use protocol::InitRequest;
+
+pub use init::InitError;
+pub use netns::RUNTIME_API_ADDR;
+pub use rootfs::SANDBOX_USER;
 
 /// What to run in one sandbox.
 #[derive(Debug, Clone)]
@@ -77,9 +93,23 @@ pub enum SandboxError {
     Helper(String),
     #[error("instance cgroup not empty after kill: {0}")]
     Leftover(String),
+    /// The runtime's entry point could not be exec'd (missing, not executable, bad format):
+    /// the function's fault, not the platform's (Lambda's `Runtime.InvalidEntrypoint`).
+    #[error("runtime could not be started: {0}")]
+    Exec(String),
+    /// The spec was refused before anything was created.
+    #[error("invalid sandbox spec: {0}")]
+    InvalidSpec(String),
+    /// The driver configuration was refused by [`ProcessDriver::new`].
+    #[error("invalid sandbox driver config: {0}")]
+    InvalidConfig(String),
 }
 
 /// A running sandbox.
+///
+/// Dropping it (or the part left after moving fields out) SIGKILLs the sandbox; its
+/// cgroups are then removed by [`ProcessDriver::cleanup`] or the next driver's start.
+/// Call [`Sandbox::destroy`] to end it cleanly.
 pub struct Sandbox {
     /// The instance id it was created with.
     pub id: String,
@@ -92,17 +122,43 @@ pub struct Sandbox {
     pub pid1: i32,
     /// Becomes `Some` once the runtime (and so the sandbox) has ended.
     pub exited: tokio::sync::watch::Receiver<Option<ExitReason>>,
+    /// pidfd of pid 1 (kills through it cannot hit a reused pid); kills on drop.
+    pid1_fd: KillOnDrop,
+    cgroups: InstanceCgroups,
+}
+
+/// A pidfd whose process is SIGKILLed when this is dropped.
+struct KillOnDrop(OwnedFd);
+
+impl KillOnDrop {
+    fn kill(&self) {
+        match sys::pidfd_send_signal(self.0.as_fd(), nix::sys::signal::Signal::SIGKILL) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {} // already gone
+            Err(e) => tracing::warn!(error = %e, "killing a sandbox"),
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 impl Sandbox {
     /// SIGKILL to the sandbox's pid 1 (which takes its whole pid namespace down).
     pub fn kill(&self) {
-        unimplemented!("sandbox driver")
+        self.pid1_fd.kill();
     }
 
     /// Kill, wait until it has ended, check its cgroups are empty, remove them.
     pub async fn destroy(&self) -> Result<(), SandboxError> {
-        unimplemented!("sandbox driver")
+        self.kill();
+        let mut exited = self.exited.clone();
+        // An error means the waiting task is gone (runtime shutting down): check anyway.
+        let _ = exited.wait_for(Option::is_some).await;
+        self.cgroups.remove().await
     }
 }
 
@@ -113,22 +169,113 @@ pub struct ProcessDriver {
 
 impl ProcessDriver {
     /// Creates the driver and removes leftovers (processes and cgroups) under its prefix.
+    ///
+    /// Blocking (it may wait up to about two seconds for leftovers to die): call it at
+    /// startup, before serving.
     pub fn new(cfg: DriverConfig) -> Result<Self, SandboxError> {
+        validate::config(&cfg)?;
+        cgroup::ensure_prefix(&cfg)?;
+        cgroup::reap_leftovers(&cfg)?;
+        std::fs::create_dir_all(&cfg.rootfs_mountpoint).map_err(|e| {
+            let path = cfg.rootfs_mountpoint.display();
+            SandboxError::InvalidConfig(format!("rootfs mount point {path}: {e}"))
+        })?;
         Ok(ProcessDriver { cfg })
     }
 
     /// Builds a sandbox and starts its runtime. Returns once the runtime process is exec'd
     /// (not once it has polled `/next`; the agent waits for that).
+    ///
+    /// Errors: [`SandboxError::Exec`] when the runtime's entry point cannot be exec'd, other
+    /// variants for platform failures; nothing of the sandbox is left behind either way.
+    /// Call it from a task on a runtime worker thread, not from `spawn_blocking`: the helper's
+    /// parent-death signal fires when the *thread* that spawned it ends.
     pub async fn create(&self, spec: SandboxSpec) -> Result<Sandbox, SandboxError> {
-        let _ = (&self.cfg, spec);
-        unimplemented!("sandbox driver")
+        validate::spec(&spec)?;
+        let net = netns::create().await?;
+        let cgroups = InstanceCgroups::create(&self.cfg, &spec.instance_id, spec.memory_mb)?;
+        let req = self.request(&spec, &cgroups);
+        match start(&self.cfg.helper_exe, req, net.fd).await {
+            Ok((running, output, exited)) => Ok(Sandbox {
+                id: spec.instance_id,
+                runtime_api: net.listener,
+                output,
+                pid1: running.pid1,
+                exited,
+                pid1_fd: KillOnDrop(running.pidfd),
+                cgroups,
+            }),
+            Err(e) => {
+                if let Err(left) = cgroups.remove().await {
+                    tracing::warn!(error = %left, "cleaning up after a failed sandbox start");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn request(&self, spec: &SandboxSpec, cgroups: &InstanceCgroups) -> InitRequest {
+        InitRequest {
+            instance_id: spec.instance_id.clone(),
+            code_dir: spec.code_dir.clone(),
+            runtime_dir: spec.runtime_dir.clone(),
+            argv: spec.argv.clone(),
+            env: spec.env.clone(),
+            tmp_size_mb: spec.tmp_size_mb,
+            uid: self.cfg.uid,
+            gid: self.cfg.gid,
+            rootfs_mountpoint: self.cfg.rootfs_mountpoint.clone(),
+            cgroup_procs: cgroups.procs_files(),
+            netns_fd: -1, // set by spawn::start
+        }
     }
 
     /// Removes this driver's cgroup prefix (called at shutdown once every sandbox is gone).
-    pub fn cleanup(&self) {}
+    pub fn cleanup(&self) {
+        for left in cgroup::remove_prefix(&self.cfg) {
+            tracing::warn!(%left, "sandbox cgroup left behind");
+        }
+    }
+}
+
+type Exited = tokio::sync::watch::Receiver<Option<ExitReason>>;
+
+/// Spawns the helper, follows it until the runtime is exec'd, then watches it in a task.
+/// On failure the helper (and so its pid namespace) is killed and reaped.
+async fn start(
+    helper_exe: &std::path::Path,
+    req: InitRequest,
+    netns: OwnedFd,
+) -> Result<(spawn::Running, OwnedFd, Exited), SandboxError> {
+    let spawn::Started {
+        mut child,
+        stdin,
+        status,
+        output,
+    } = spawn::start(helper_exe, req, netns).await?;
+    let handshake =
+        tokio::time::timeout(spawn::START_TIMEOUT, spawn::handshake(status, stdin)).await;
+    let failure = match handshake {
+        Ok(Ok(running)) => return Ok((running, output, watch_exit(child))),
+        Ok(Err(e)) => e,
+        Err(_) => SandboxError::Helper(format!("no answer within {:?}", spawn::START_TIMEOUT)),
+    };
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    Err(failure)
+}
+
+/// Waits for the helper in a task and publishes how the runtime ended.
+fn watch_exit(mut child: tokio::process::Child) -> Exited {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        let reason = spawn::exit_reason(child.wait().await);
+        let _ = tx.send(Some(reason));
+    });
+    rx
 }
 
 /// Entry point of `hearth sandbox-init` (never returns).
 pub fn sandbox_init_main() -> ! {
-    unimplemented!("sandbox driver")
+    init::main()
 }
