@@ -1,0 +1,303 @@
+//! Test harness: a real `hearth serve` process on loopback port 0 with its own data
+//! directory and cgroup prefix, killed and cleaned up on drop even when a test fails.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hearth");
+
+/// Runtimes are shared by all tests (installing awslambdaric once).
+pub fn runtimes_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runtimes")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running `hearth serve`.
+pub struct Hearth {
+    child: Option<Child>,
+    pub endpoint: String,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+    extra_config: String,
+    http: ureq::Agent,
+}
+
+/// An HTTP answer.
+pub struct Resp {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn error_type(&self) -> &str {
+        self.header("x-amzn-errortype").unwrap_or("")
+    }
+}
+
+impl Hearth {
+    pub fn start() -> Hearth {
+        Self::start_with("")
+    }
+
+    /// Starts with extra TOML appended to the test config (top-level keys first!).
+    pub fn start_with(extra_config: &str) -> Hearth {
+        let dir = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
+        let prefix = format!("hearth-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let mut h = Hearth {
+            child: None,
+            endpoint: String::new(),
+            admin: String::new(),
+            dir,
+            prefix,
+            extra_config: extra_config.to_string(),
+            http,
+        };
+        h.launch();
+        h
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn launch(&mut self) {
+        let config = self.dir.path().join("hearth.toml");
+        let text = format!(
+            "{}\nlog = \"info,hearth::access=warn\"\n[runtimes]\ndir = {:?}\n[agent]\ncgroup_prefix = {:?}\n",
+            self.extra_config,
+            runtimes_dir(),
+            self.prefix
+        );
+        std::fs::write(&config, text).unwrap();
+        let ready = self.dir.path().join("ready.json");
+        let _ = std::fs::remove_file(&ready);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ready-file"])
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hearth serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !ready.exists() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hearth serve exited ({status}) before ready:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "hearth serve not ready:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+        self.endpoint = format!("http://{}", r["listen"].as_str().unwrap());
+        self.admin = format!("http://{}", r["admin_listen"].as_str().unwrap());
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// SIGTERM, wait, and return the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("hearth serve did not stop after SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops and starts again on the same data directory.
+    pub fn restart(&mut self) {
+        assert!(self.stop().success(), "{}", self.log());
+        self.launch();
+    }
+
+    /// Runs a client command (`hearth fn …`, `hearth invoke …`) against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN).args(args).env("HEARTH_ENDPOINT", &self.endpoint).output().unwrap()
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        let url = format!("{}{path}", self.endpoint);
+        let mut req = http::Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self.http.run(req.body(body.to_vec()).unwrap()).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().with_config().limit(64 * 1024 * 1024).read_to_vec().unwrap();
+        Resp { status, headers, body }
+    }
+
+    pub fn get_admin(&self, path: &str) -> Resp {
+        let resp = self.http.get(format!("{}{path}", self.admin)).call().unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Resp { status, headers, body: resp.into_body().read_to_vec().unwrap() }
+    }
+
+    pub fn invoke(&self, name: &str, payload: &str) -> Resp {
+        self.invoke_with(name, &[], payload)
+    }
+
+    pub fn invoke_with(&self, name: &str, headers: &[(&str, &str)], payload: &str) -> Resp {
+        self.request("POST", &format!("/2015-03-31/functions/{name}/invocations"), headers, payload.as_bytes())
+    }
+
+    /// CreateFunction with a zip, through the management API.
+    pub fn create(&self, body: serde_json::Value) -> Resp {
+        self.request("POST", "/2015-03-31/functions", &[], body.to_string().as_bytes())
+    }
+
+    /// Deploys a sample from `examples/functions/` (or any directory) with the CLI.
+    pub fn deploy(&self, name: &str, runtime: &str, handler: &str, code: &Path, extra: &[&str]) {
+        let mut args = vec!["fn", "create", name, "--runtime", runtime, "--code", code.to_str().unwrap()];
+        if !handler.is_empty() {
+            args.extend(["--handler", handler]);
+        }
+        args.extend(extra);
+        let out = self.cli(&args);
+        assert!(out.status.success(), "fn create {name}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log());
+    }
+
+    /// Host processes that belong to this server's sandboxes (via its cgroups).
+    pub fn sandbox_pids(&self) -> Vec<i32> {
+        let root = PathBuf::from("/sys/fs/cgroup/pids").join(&self.prefix);
+        let mut pids = vec![];
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path().join("cgroup.procs")) {
+                pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Hearth {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        cleanup_cgroups(&self.prefix);
+    }
+}
+
+/// Kills whatever is left in `<controller>/<prefix>/*` and removes the directories.
+pub fn cleanup_cgroups(prefix: &str) {
+    for controller in ["memory", "pids", "cpu", "cpuacct", "cpu,cpuacct"] {
+        let root = PathBuf::from("/sys/fs/cgroup").join(controller).join(prefix);
+        if !root.exists() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                kill_and_remove(&entry.path());
+            }
+        }
+        kill_and_remove(&root);
+    }
+}
+
+fn kill_and_remove(dir: &Path) {
+    for _ in 0..100 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The sample functions.
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples/functions").join(name)
+}
+
+/// The hello-rs `bootstrap`, built on demand, in a directory ready to deploy.
+pub fn hello_rs_package() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
+    let bin = target.join("debug/bootstrap");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO")).args(["build", "-q", "-p", "hello-rs"]).current_dir(repo()).status().unwrap();
+        assert!(status.success(), "cargo build -p hello-rs failed");
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("hello-rs-pkg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&bin, dir.join("bootstrap")).unwrap();
+    dir
+}
+
+/// Builds a zip in memory from (name, unix mode, contents).
+pub fn zip_of(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        for (name, mode, data) in files {
+            let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+            w.start_file(*name, opts).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn unb64(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
