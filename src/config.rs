@@ -174,7 +174,11 @@ impl Config {
                 }
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// Sets one key from its string form (used by env overrides).
@@ -206,18 +210,32 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             e.push("data_dir: must not be empty".to_string());
         }
-        if self.region.is_empty() || !self.region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            e.push(format!("region: {:?} is not a region name like us-east-1", self.region));
+        if self.region.is_empty()
+            || !self
+                .region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            e.push(format!(
+                "region: {:?} is not a region name like us-east-1",
+                self.region
+            ));
         }
         if self.account_id.len() != 12 || !self.account_id.chars().all(|c| c.is_ascii_digit()) {
-            e.push(format!("account_id: {:?} must be 12 digits", self.account_id));
+            e.push(format!(
+                "account_id: {:?} must be 12 digits",
+                self.account_id
+            ));
         }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             e.push(format!("log: {err}"));
         }
         for rt in &self.runtimes.prepare {
             if !crate::runtimes::SUPPORTED.contains(&rt.as_str()) {
-                e.push(format!("runtimes.prepare: unknown runtime {rt:?} (supported: {})", crate::runtimes::SUPPORTED.join(", ")));
+                e.push(format!(
+                    "runtimes.prepare: unknown runtime {rt:?} (supported: {})",
+                    crate::runtimes::SUPPORTED.join(", ")
+                ));
             }
         }
         let a = &self.agent;
@@ -227,8 +245,16 @@ impl Config {
         if a.max_instances == 0 {
             e.push("agent.max_instances: must be at least 1".into());
         }
-        if a.cgroup_prefix.is_empty() || !a.cgroup_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            e.push(format!("agent.cgroup_prefix: {:?} must be letters, digits, '-' or '_'", a.cgroup_prefix));
+        if a.cgroup_prefix.is_empty()
+            || !a
+                .cgroup_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            e.push(format!(
+                "agent.cgroup_prefix: {:?} must be letters, digits, '-' or '_'",
+                a.cgroup_prefix
+            ));
         }
         if a.sandbox_uid == 0 || a.sandbox_gid == 0 {
             e.push("agent.sandbox_uid / sandbox_gid: must not be 0 (root)".into());
@@ -247,12 +273,18 @@ impl Config {
             e.push("limits.max_zip_bytes / max_unpacked_bytes: need 0 < max_zip_bytes <= max_unpacked_bytes".into());
         }
         if (l.max_management_body_bytes as u64) < l.max_zip_bytes {
-            e.push("limits.max_management_body_bytes: must hold a base64 zip of max_zip_bytes".into());
+            e.push(
+                "limits.max_management_body_bytes: must hold a base64 zip of max_zip_bytes".into(),
+            );
         }
         if l.max_zip_entries == 0 {
             e.push("limits.max_zip_entries: must be at least 1".into());
         }
-        if e.is_empty() { Ok(()) } else { Err(ConfigErrors(e)) }
+        if e.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(e))
+        }
     }
 
     /// Zip limits derived from [`LimitsConfig`].
@@ -290,8 +322,12 @@ mod tests {
     #[test]
     fn env_overrides() {
         let mut c = Config::default();
-        c.apply_env(|k| (k == "HEARTH_LISTEN").then(|| "127.0.0.1:0".to_string())).unwrap();
+        c.apply_env(|k| (k == "HEARTH_LISTEN").then(|| "127.0.0.1:0".to_string()))
+            .unwrap();
         assert_eq!(c.listen.port(), 0);
-        assert!(c.apply_env(|k| (k == "HEARTH_LISTEN").then(|| "x".to_string())).is_err());
+        assert!(
+            c.apply_env(|k| (k == "HEARTH_LISTEN").then(|| "x".to_string()))
+                .is_err()
+        );
     }
 }

@@ -28,15 +28,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{}: ok", path.display());
             Ok(0)
         }
-        Command::Runtimes { command: RuntimesCommand::List } => {
-            hearth::runtimes::SUPPORTED.iter().for_each(|r| println!("{r}"));
+        Command::Runtimes {
+            command: RuntimesCommand::List,
+        } => {
+            hearth::runtimes::SUPPORTED
+                .iter()
+                .for_each(|r| println!("{r}"));
             Ok(0)
         }
-        Command::Runtimes { command: RuntimesCommand::Install { name, config } } => {
+        Command::Runtimes {
+            command: RuntimesCommand::Install { name, config },
+        } => {
             let cfg = load_config(config.as_deref())?;
             init_tracing(&cfg.log);
             hearth::runtimes::ensure(&cfg.runtimes.dir, &cfg.runtimes.python, &name)?;
-            println!("{name}: ready in {}", cfg.runtimes.dir.join(&name).display());
+            println!(
+                "{name}: ready in {}",
+                cfg.runtimes.dir.join(&name).display()
+            );
             Ok(0)
         }
         client => tokio::runtime::Runtime::new()?.block_on(hearth::cli::run_client(client)),
@@ -67,18 +76,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     cfg.validate()?;
     init_tracing(&cfg.log);
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(hearth::serve::serve(cfg, args.ready_file, shutdown_signal()))?;
+    rt.block_on(hearth::serve::serve(
+        cfg,
+        args.ready_file,
+        shutdown_signal(),
+    ))?;
     Ok(0)
 }
 
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -39,7 +39,10 @@ pub struct AgentMetrics {
 
 impl Default for RouterMetrics {
     fn default() -> Self {
-        RouterMetrics { invocations: Family::default(), invoke_duration: latency_histogram() }
+        RouterMetrics {
+            invocations: Family::default(),
+            invoke_duration: latency_histogram(),
+        }
     }
 }
 
@@ -80,16 +83,48 @@ impl Metrics {
         let agent = AgentMetrics::default();
         let mut registry = Registry::default();
         let r = registry.sub_registry_with_prefix("hearth_router");
-        r.register("invocations", "Invocations by outcome", router.invocations.clone());
-        r.register("invoke_duration_seconds", "Invoke request duration", router.invoke_duration.clone());
+        r.register(
+            "invocations",
+            "Invocations by outcome",
+            router.invocations.clone(),
+        );
+        r.register(
+            "invoke_duration_seconds",
+            "Invoke request duration",
+            router.invoke_duration.clone(),
+        );
         let a = registry.sub_registry_with_prefix("hearth_agent");
-        a.register("cold_starts", "Invocations that started a new instance", agent.cold_starts.clone());
-        a.register("cold_start_duration_seconds", "Sandbox creation to first /next", agent.cold_start_duration.clone());
-        a.register("sandbox_create_duration_seconds", "Sandbox construction", agent.sandbox_create_duration.clone());
-        a.register("function_errors", "Platform-detected function errors by kind", agent.function_errors.clone());
+        a.register(
+            "cold_starts",
+            "Invocations that started a new instance",
+            agent.cold_starts.clone(),
+        );
+        a.register(
+            "cold_start_duration_seconds",
+            "Sandbox creation to first /next",
+            agent.cold_start_duration.clone(),
+        );
+        a.register(
+            "sandbox_create_duration_seconds",
+            "Sandbox construction",
+            agent.sandbox_create_duration.clone(),
+        );
+        a.register(
+            "function_errors",
+            "Platform-detected function errors by kind",
+            agent.function_errors.clone(),
+        );
         a.register("instances", "Live instances", agent.instances.clone());
-        a.register("idle_instances", "Idle warm instances", agent.idle_instances.clone());
-        Metrics { registry: Mutex::new(registry), router, agent }
+        a.register(
+            "idle_instances",
+            "Idle warm instances",
+            agent.idle_instances.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            router,
+            agent,
+        }
     }
 
     /// Prometheus text exposition of every registered metric.

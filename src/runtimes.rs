@@ -35,7 +35,12 @@ pub fn is_supported(id: &str) -> bool {
 }
 
 /// The runtime's launch recipe, given a prepared runtimes directory.
-pub fn launch(runtimes_dir: &Path, python: &Path, id: &str, handler: &str) -> Result<Launch, RuntimeError> {
+pub fn launch(
+    runtimes_dir: &Path,
+    python: &Path,
+    id: &str,
+    handler: &str,
+) -> Result<Launch, RuntimeError> {
     match id {
         "provided" | "provided.al2023" => Ok(Launch {
             argv: vec!["/var/task/bootstrap".into()],
@@ -74,12 +79,23 @@ fn ensure_python(runtimes_dir: &Path, python: &Path, id: &str) -> Result<(), Run
     if target.join("awslambdaric").is_dir() {
         return Ok(());
     }
-    let fail = |detail: String| RuntimeError::Install { runtime: id.into(), detail };
-    std::fs::create_dir_all(runtimes_dir).map_err(|e| fail(format!("{}: {e}", runtimes_dir.display())))?;
+    let fail = |detail: String| RuntimeError::Install {
+        runtime: id.into(),
+        detail,
+    };
+    std::fs::create_dir_all(runtimes_dir)
+        .map_err(|e| fail(format!("{}: {e}", runtimes_dir.display())))?;
     let tmp = runtimes_dir.join(format!(".{id}.tmp-{}", uuid::Uuid::new_v4().simple()));
     tracing::info!(runtime = id, dir = %target.display(), "preparing runtime (pip install {AWSLAMBDARIC})");
     let out = std::process::Command::new(python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-warn-script-location",
+        ])
         .args(["--only-binary=:all:", "--target"])
         .arg(&tmp)
         .arg(AWSLAMBDARIC)
@@ -88,7 +104,10 @@ fn ensure_python(runtimes_dir: &Path, python: &Path, id: &str) -> Result<(), Run
         .map_err(|e| fail(format!("running {} -m pip: {e}", python.display())))?;
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(fail(format!("pip: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(fail(format!(
+            "pip: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     make_world_readable(&tmp).map_err(|e| fail(e.to_string()))?;
     match std::fs::rename(&tmp, &target) {
@@ -112,7 +131,11 @@ fn make_world_readable(dir: &Path) -> std::io::Result<()> {
             continue;
         }
         let mode = meta.permissions().mode();
-        let extra = if meta.is_dir() { 0o755 } else { 0o444 | (mode & 0o111) };
+        let extra = if meta.is_dir() {
+            0o755
+        } else {
+            0o444 | (mode & 0o111)
+        };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | extra))?;
         if meta.is_dir() {
             make_world_readable(&path)?;

@@ -19,9 +19,14 @@ use tokio::sync::watch;
 
 /// Runs until `shutdown` resolves, then drains in-flight requests (bounded by
 /// `shutdown_grace_secs`) and stops every instance.
-pub async fn serve(cfg: Config, ready_file: Option<PathBuf>, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(
+    cfg: Config,
+    ready_file: Option<PathBuf>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let data = &cfg.data_dir;
-    std::fs::create_dir_all(data).with_context(|| format!("creating data dir {}", data.display()))?;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("creating data dir {}", data.display()))?;
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(SqliteStore::open(&data.join("meta.sqlite"))?);
     let code = LocalCodeStore::new(data.join("code"))?;
@@ -31,7 +36,8 @@ pub async fn serve(cfg: Config, ready_file: Option<PathBuf>, shutdown: impl std:
     let router = Router::new(control, agent_client, metrics.clone(), &cfg);
 
     let public = http::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
-    let admin = http::bind(cfg.admin_listen).with_context(|| format!("binding {}", cfg.admin_listen))?;
+    let admin =
+        http::bind(cfg.admin_listen).with_context(|| format!("binding {}", cfg.admin_listen))?;
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
     tracing::info!(listener = "public", addr = %public_addr, "listening (HTTP/1.1, h2c)");
     tracing::info!(listener = "admin", addr = %admin_addr, "listening (/healthz, /metrics)");
@@ -44,8 +50,16 @@ pub async fn serve(cfg: Config, ready_file: Option<PathBuf>, shutdown: impl std:
         }
     };
     let ready = Arc::new(AtomicBool::new(false));
-    let admin_task = tokio::spawn(http::serve(admin, admin_service(metrics.clone(), ready.clone()), stopped()));
-    let public_task = tokio::spawn(http::serve(public, move |req| router.clone().handle(req), stopped()));
+    let admin_task = tokio::spawn(http::serve(
+        admin,
+        admin_service(metrics.clone(), ready.clone()),
+        stopped(),
+    ));
+    let public_task = tokio::spawn(http::serve(
+        public,
+        move |req| router.clone().handle(req),
+        stopped(),
+    ));
     let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
 
     prepare_runtimes(&cfg).await?;
@@ -84,7 +98,11 @@ async fn prepare_runtimes(cfg: &Config) -> anyhow::Result<()> {
 }
 
 /// Writes `{"listen": ..., "admin_listen": ...}` atomically.
-fn write_ready_file(path: &Path, public: std::net::SocketAddr, admin: std::net::SocketAddr) -> anyhow::Result<()> {
+fn write_ready_file(
+    path: &Path,
+    public: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+) -> anyhow::Result<()> {
     let json = serde_json::json!({ "listen": public.to_string(), "admin_listen": admin.to_string(), "pid": std::process::id() });
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, json.to_string())?;
@@ -92,7 +110,8 @@ fn write_ready_file(path: &Path, public: std::net::SocketAddr, admin: std::net::
     Ok(())
 }
 
-type AdminFuture = std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Response<Full<Bytes>>> + Send>>;
+type AdminFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Response<Full<Bytes>>> + Send>>;
 
 fn admin_service(
     metrics: Arc<Metrics>,
@@ -102,14 +121,23 @@ fn admin_service(
         let (metrics, ready) = (metrics.clone(), ready.clone());
         Box::pin(async move {
             let (status, ctype, body) = match req.uri().path() {
-                "/healthz" | "/readyz" if ready.load(Ordering::SeqCst) => (200, "text/plain", "ok\n".to_string()),
+                "/healthz" | "/readyz" if ready.load(Ordering::SeqCst) => {
+                    (200, "text/plain", "ok\n".to_string())
+                }
                 "/healthz" | "/readyz" => (503, "text/plain", "starting\n".to_string()),
-                "/metrics" => (200, "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics.encode()),
+                "/metrics" => (
+                    200,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    metrics.encode(),
+                ),
                 _ => (404, "text/plain", "not found\n".to_string()),
             };
             let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
             *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-            r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(ctype));
+            r.headers_mut().insert(
+                "content-type",
+                hyper::header::HeaderValue::from_static(ctype),
+            );
             r
         })
     }

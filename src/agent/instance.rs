@@ -119,7 +119,14 @@ impl Instance {
         };
         let offset = self.log.offset();
         if self.chan.next_tx.send(pending).await.is_err() {
-            return self.platform_error(&request_id, offset, "Runtime.ExitError", "Runtime exited", "exit");
+            return self.platform_error(
+                &request_id,
+                offset,
+                None,
+                "Runtime.ExitError",
+                "Runtime exited",
+                "exit",
+            );
         }
         let started = match self.wait_delivery(drx, init_timeout).await {
             Phase::Delivered(t) => t,
@@ -129,7 +136,11 @@ impl Instance {
         self.conclude(phase, &request_id, offset, Some(started), timeout)
     }
 
-    async fn wait_delivery(&self, drx: oneshot::Receiver<Instant>, init_timeout: Duration) -> Phase {
+    async fn wait_delivery(
+        &self,
+        drx: oneshot::Receiver<Instant>,
+        init_timeout: Duration,
+    ) -> Phase {
         let mut exited = self.sandbox.exited.clone();
         let mut init_err = self.chan.init_error.subscribe();
         tokio::select! {
@@ -143,7 +154,11 @@ impl Instance {
         }
     }
 
-    async fn wait_reply(&self, rrx: &mut oneshot::Receiver<RuntimeReply>, deadline: Instant) -> Phase {
+    async fn wait_reply(
+        &self,
+        rrx: &mut oneshot::Receiver<RuntimeReply>,
+        deadline: Instant,
+    ) -> Phase {
         let mut exited = self.sandbox.exited.clone();
         tokio::select! {
             r = rrx => match r { Ok(r) => Phase::Replied(r), Err(_) => Phase::TimedOut },
@@ -159,39 +174,79 @@ impl Instance {
         Phase::Exited(reason.unwrap_or(ExitReason::Signaled(9)))
     }
 
-    fn conclude(&self, phase: Phase, id: &str, offset: u64, started: Option<Instant>, timeout: Duration) -> CallResult {
+    fn conclude(
+        &self,
+        phase: Phase,
+        id: &str,
+        offset: u64,
+        started: Option<Instant>,
+        timeout: Duration,
+    ) -> CallResult {
         match phase {
-            Phase::Replied(RuntimeReply::Response(body)) => self.finish(id, offset, started, body, None, false, None),
+            Phase::Replied(RuntimeReply::Response(body)) => {
+                self.finish(id, offset, started, body, None, false, None)
+            }
             Phase::Replied(RuntimeReply::Error { body, error_type }) => {
                 let body = error_body(body, error_type.as_deref());
                 self.finish(id, offset, started, body, Some("Unhandled"), false, None)
             }
             Phase::Replied(RuntimeReply::TooLarge) => {
-                let msg = "Response payload size exceeded maximum allowed payload size (6291556 bytes).";
-                self.platform_error(id, offset, "Function.ResponseSizeTooLarge", msg, "response_too_large")
+                let msg =
+                    "Response payload size exceeded maximum allowed payload size (6291556 bytes).";
+                self.platform_error(
+                    id,
+                    offset,
+                    started,
+                    "Function.ResponseSizeTooLarge",
+                    msg,
+                    "response_too_large",
+                )
             }
             Phase::InitError(body, error_type) => {
                 let body = error_body(body, error_type.as_deref());
-                self.finish(id, offset, started, body, Some("Unhandled"), true, Some("init_error"))
+                self.finish(
+                    id,
+                    offset,
+                    started,
+                    body,
+                    Some("Unhandled"),
+                    true,
+                    Some("init_error"),
+                )
             }
             Phase::Exited(reason) => {
                 let msg = format!("RequestId: {id} Error: Runtime exited with error: {reason}");
-                self.platform_error(id, offset, "Runtime.ExitError", &msg, "exit")
+                self.platform_error(id, offset, started, "Runtime.ExitError", &msg, "exit")
             }
             Phase::TimedOut | Phase::Delivered(_) => {
                 let secs = timeout.as_secs_f64();
-                self.log.append(format!("{id} Task timed out after {secs:.2} seconds\n").as_bytes());
+                self.log
+                    .append(format!("{id} Task timed out after {secs:.2} seconds\n").as_bytes());
                 let msg = format!("RequestId: {id} Error: Task timed out after {secs:.2} seconds");
-                self.platform_error(id, offset, "Sandbox.Timedout", &msg, "timeout")
+                self.platform_error(id, offset, started, "Sandbox.Timedout", &msg, "timeout")
             }
         }
     }
 
-    fn platform_error(&self, id: &str, offset: u64, error_type: &str, msg: &str, kind: &'static str) -> CallResult {
+    fn platform_error(
+        &self,
+        id: &str,
+        offset: u64,
+        started: Option<Instant>,
+        error_type: &str,
+        msg: &str,
+        kind: &'static str,
+    ) -> CallResult {
         let body = serde_json::json!({ "errorType": error_type, "errorMessage": msg }).to_string();
-        let mut r = self.finish(id, offset, None, Bytes::from(body), Some("Unhandled"), true, Some(kind));
-        r.reset = true;
-        r
+        self.finish(
+            id,
+            offset,
+            started,
+            Bytes::from(body),
+            Some("Unhandled"),
+            true,
+            Some(kind),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -207,11 +262,19 @@ impl Instance {
     ) -> CallResult {
         self.log.pump();
         self.write_report(id, started);
-        CallResult { body, function_error, log_tail: self.log.tail_since(offset), reset, error_kind }
+        CallResult {
+            body,
+            function_error,
+            log_tail: self.log.tail_since(offset),
+            reset,
+            error_kind,
+        }
     }
 
     fn write_report(&self, id: &str, started: Option<Instant>) {
-        let ms = started.map(|s| s.elapsed().as_secs_f64() * 1000.0).unwrap_or(0.0);
+        let ms = started
+            .map(|s| s.elapsed().as_secs_f64() * 1000.0)
+            .unwrap_or(0.0);
         let billed = ms.ceil().max(1.0) as u64;
         let mem = self.descriptor.memory_mb;
         let used = std::fs::read_to_string(&self.memory_usage_file)
@@ -222,7 +285,10 @@ impl Instance {
         let mut line = format!(
             "END RequestId: {id}\nREPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {mem} MB\tMax Memory Used: {used} MB"
         );
-        if self.first_call.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        if self
+            .first_call
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
             if let Some(first) = *self.chan.first_next.borrow() {
                 let init = first.duration_since(self.created).as_secs_f64() * 1000.0;
                 line.push_str(&format!("\tInit Duration: {init:.2} ms"));
@@ -234,7 +300,10 @@ impl Instance {
 
     /// How long the runtime took from sandbox creation to its first `/next`.
     pub fn init_duration(&self) -> Option<Duration> {
-        self.chan.first_next.borrow().map(|t| t.duration_since(self.created))
+        self.chan
+            .first_next
+            .borrow()
+            .map(|t| t.duration_since(self.created))
     }
 }
 

@@ -37,11 +37,21 @@ impl InstanceLog {
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
-        let state = State { recent: VecDeque::new(), total: 0, file: Some(file) };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)?;
+        let state = State {
+            recent: VecDeque::new(),
+            total: 0,
+            file: Some(file),
+        };
         let reader = File::from(pipe.try_clone()?);
         let pipe = Some((pipe::Receiver::from_owned_fd(pipe)?, reader));
-        Ok(Arc::new(InstanceLog { state: Mutex::new(state), pipe }))
+        Ok(Arc::new(InstanceLog {
+            state: Mutex::new(state),
+            pipe,
+        }))
     }
 
     /// Appends platform lines (START, END, REPORT, errors).
@@ -53,7 +63,9 @@ impl InstanceLog {
     /// Reads whatever the runtime has written so far (without waiting). Reading and appending
     /// happen under one lock, so output stays in order whoever calls this.
     pub fn pump(&self) -> bool {
-        let Some((_, reader)) = &self.pipe else { return false };
+        let Some((_, reader)) = &self.pipe else {
+            return false;
+        };
         let mut reader: &File = reader;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut buf = [0u8; 16 * 1024];
@@ -90,7 +102,11 @@ impl InstanceLog {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let since = st.total.saturating_sub(offset) as usize;
         let take = since.min(TAIL).min(st.recent.len());
-        st.recent.iter().skip(st.recent.len() - take).copied().collect()
+        st.recent
+            .iter()
+            .skip(st.recent.len() - take)
+            .copied()
+            .collect()
     }
 }
 
@@ -114,10 +130,17 @@ mod tests {
     fn tail_holds_only_bytes_since_offset() {
         let dir = tempfile::tempdir().unwrap();
         let (r, w) = std::io::pipe().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let _g = rt.enter();
         let fd: OwnedFd = r.into();
-        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
+        nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
         let log = InstanceLog::new(fd, &dir.path().join("x.log")).unwrap();
         log.append(b"first invocation\n");
         let off = log.offset();
@@ -126,6 +149,10 @@ mod tests {
         assert_eq!(log.tail_since(off), b"second\n");
         log.append(&vec![b'x'; 10_000]);
         assert_eq!(log.tail_since(off).len(), TAIL);
-        assert!(std::fs::read(dir.path().join("x.log")).unwrap().starts_with(b"first invocation\nsecond\n"));
+        assert!(
+            std::fs::read(dir.path().join("x.log"))
+                .unwrap()
+                .starts_with(b"first invocation\nsecond\n")
+        );
     }
 }

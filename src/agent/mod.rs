@@ -97,7 +97,11 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(cfg: &Config, code: LocalCodeStore, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Agent>> {
+    pub fn new(
+        cfg: &Config,
+        code: LocalCodeStore,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Agent>> {
         let a = &cfg.agent;
         let rootfs = cfg.data_dir.join("run/rootfs");
         std::fs::create_dir_all(&rootfs)?;
@@ -133,7 +137,8 @@ impl Agent {
 
     /// Stops idle instances past the keep-alive window, until `shutdown` resolves.
     pub async fn run_reaper(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let period = (self.settings.idle_timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let period = (self.settings.idle_timeout / 10)
+            .clamp(Duration::from_millis(100), Duration::from_secs(5));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -191,11 +196,18 @@ impl Agent {
         let result = inst.call(call, self.settings.init_timeout).await;
         if cold {
             if let Some(d) = inst.init_duration() {
-                self.metrics.agent.cold_start_duration.observe(d.as_secs_f64());
+                self.metrics
+                    .agent
+                    .cold_start_duration
+                    .observe(d.as_secs_f64());
             }
         }
         if let Some(kind) = result.error_kind {
-            self.metrics.agent.function_errors.get_or_create(&OutcomeLabel { outcome: kind }).inc();
+            self.metrics
+                .agent
+                .function_errors
+                .get_or_create(&OutcomeLabel { outcome: kind })
+                .inc();
         }
         let instance_id = inst.id.clone();
         let idle = if result.reset || !inst.alive() {
@@ -223,19 +235,30 @@ impl Agent {
         if result.is_err() {
             self.pools.forget();
         }
-        self.metrics.agent.sandbox_create_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .agent
+            .sandbox_create_duration
+            .observe(started.elapsed().as_secs_f64());
         result
     }
 
-    async fn build_instance(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, AgentError> {
+    async fn build_instance(
+        &self,
+        d: &Arc<VersionDescriptor>,
+    ) -> Result<Arc<Instance>, AgentError> {
         let fail = |e: String| {
             tracing::error!(function = %d.function_name, error = %e, "cold start failed");
             AgentError::StartingFailed(e)
         };
         let s = &self.settings;
-        let launch = crate::runtimes::launch(&s.runtimes_dir, &s.python, &d.runtime, &d.handler).map_err(|e| fail(e.to_string()))?;
+        let launch = crate::runtimes::launch(&s.runtimes_dir, &s.python, &d.runtime, &d.handler)
+            .map_err(|e| fail(e.to_string()))?;
         let code_dir = self.code_dir(&d.code_sha256).await.map_err(fail)?;
-        let id = format!("{}-{}", d.function_name, &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let id = format!(
+            "{}-{}",
+            d.function_name,
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let spec = SandboxSpec {
             instance_id: id.clone(),
             code_dir,
@@ -245,10 +268,20 @@ impl Agent {
             memory_mb: d.memory_mb,
             tmp_size_mb: (d.memory_mb / 2).min(512),
         };
-        let sandbox = self.driver.create(spec).await.map_err(|e| fail(e.to_string()))?;
-        let log_file = s.logs_dir.join(&d.function_name).join(format!("{id}.log"));
-        let log = logs::InstanceLog::new(sandbox.output.try_clone().map_err(|e| fail(e.to_string()))?, &log_file)
+        let sandbox = self
+            .driver
+            .create(spec)
+            .await
             .map_err(|e| fail(e.to_string()))?;
+        let log_file = s.logs_dir.join(&d.function_name).join(format!("{id}.log"));
+        let log = logs::InstanceLog::new(
+            sandbox
+                .output
+                .try_clone()
+                .map_err(|e| fail(e.to_string()))?,
+            &log_file,
+        )
+        .map_err(|e| fail(e.to_string()))?;
         let usage = s.memory_cgroup.join(&id).join("memory.max_usage_in_bytes");
         match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage) {
             Ok(inst) => Ok(inst),
@@ -257,10 +290,19 @@ impl Agent {
     }
 
     async fn code_dir(&self, sha: &str) -> Result<PathBuf, String> {
-        let (cache, code, limits, sha) = (self.cache.clone(), self.code.clone(), self.settings.zip_limits, sha.to_string());
-        tokio::task::spawn_blocking(move || cache.ensure(&code, &sha, &limits).map_err(|e| e.to_string()))
-            .await
-            .map_err(|e| e.to_string())?
+        let (cache, code, limits, sha) = (
+            self.cache.clone(),
+            self.code.clone(),
+            self.settings.zip_limits,
+            sha.to_string(),
+        );
+        tokio::task::spawn_blocking(move || {
+            cache
+                .ensure(&code, &sha, &limits)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 }
 
@@ -270,14 +312,28 @@ impl AgentClient for Arc<Agent> {
         // A separate task: the invocation finishes (and frees its instance) even if the
         // caller disconnects.
         let me = self.clone();
-        tokio::spawn(me.run(req)).await.unwrap_or_else(|e| Err(AgentError::StartingFailed(e.to_string())))
+        tokio::spawn(me.run(req))
+            .await
+            .unwrap_or_else(|e| Err(AgentError::StartingFailed(e.to_string())))
     }
 }
 
 /// The Lambda bootstrap environment (`lambda-api.md`), then the runtime's, then the user's.
-fn bootstrap_env(d: &VersionDescriptor, region: &str, instance: &str, runtime_env: &[(String, String)]) -> Vec<(String, String)> {
+fn bootstrap_env(
+    d: &VersionDescriptor,
+    region: &str,
+    instance: &str,
+    runtime_env: &[(String, String)],
+) -> Vec<(String, String)> {
     let today = time::OffsetDateTime::now_utc().date();
-    let stream = format!("{}/{:02}/{:02}/[{}]{}", today.year(), today.month() as u8, today.day(), d.version, instance);
+    let stream = format!(
+        "{}/{:02}/{:02}/[{}]{}",
+        today.year(),
+        today.month() as u8,
+        today.day(),
+        d.version,
+        instance
+    );
     let mut env: Vec<(String, String)> = [
         ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001".to_string()),
         ("_HANDLER", d.handler.clone()),
@@ -286,7 +342,10 @@ fn bootstrap_env(d: &VersionDescriptor, region: &str, instance: &str, runtime_en
         ("AWS_LAMBDA_FUNCTION_NAME", d.function_name.clone()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", d.memory_mb.to_string()),
         ("AWS_LAMBDA_FUNCTION_VERSION", d.version.clone()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", d.function_name)),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", d.function_name),
+        ),
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
         ("AWS_REGION", region.into()),
         ("AWS_DEFAULT_REGION", region.into()),
@@ -296,7 +355,8 @@ fn bootstrap_env(d: &VersionDescriptor, region: &str, instance: &str, runtime_en
         ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
         (
             "LD_LIBRARY_PATH",
-            "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib".into(),
+            "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+                .into(),
         ),
     ]
     .into_iter()

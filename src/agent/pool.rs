@@ -22,7 +22,14 @@ pub struct Pools {
 
 impl Pools {
     pub fn new(max: usize) -> Self {
-        Pools { inner: Mutex::new(Inner { idle: HashMap::new(), live: 0, draining: false }), max }
+        Pools {
+            inner: Mutex::new(Inner {
+                idle: HashMap::new(),
+                live: 0,
+                draining: false,
+            }),
+            max,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -71,8 +78,9 @@ impl Pools {
         let mut g = self.lock();
         let mut out = Vec::new();
         for list in g.idle.values_mut() {
-            let (gone, keep): (Vec<_>, Vec<_>) =
-                list.drain(..).partition(|(i, since)| since.elapsed() >= idle_timeout || !i.alive());
+            let (gone, keep): (Vec<_>, Vec<_>) = list
+                .drain(..)
+                .partition(|(i, since)| since.elapsed() >= idle_timeout || !i.alive());
             *list = keep;
             out.extend(gone.into_iter().map(|(i, _)| i));
         }
@@ -91,19 +99,29 @@ impl Pools {
             .filter(|(k, list)| {
                 **k != key
                     && list.first().is_some_and(|(i, _)| {
-                        i.descriptor.function_arn == d.function_arn && i.descriptor.version == d.version
+                        i.descriptor.function_arn == d.function_arn
+                            && i.descriptor.version == d.version
                     })
             })
             .map(|(k, _)| k.clone())
             .collect();
-        stale.iter().filter_map(|k| g.idle.remove(k)).flatten().map(|(i, _)| i).collect()
+        stale
+            .iter()
+            .filter_map(|k| g.idle.remove(k))
+            .flatten()
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Refuses new work from now on and returns every idle instance.
     pub fn drain_all(&self) -> Vec<Arc<Instance>> {
         let mut g = self.lock();
         g.draining = true;
-        g.idle.drain().flat_map(|(_, l)| l).map(|(i, _)| i).collect()
+        g.idle
+            .drain()
+            .flat_map(|(_, l)| l)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// (live, idle) instance counts.

@@ -13,7 +13,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 #[derive(Debug)]
 pub enum RuntimeReply {
     Response(Bytes),
-    Error { body: Bytes, error_type: Option<String> },
+    Error {
+        body: Bytes,
+        error_type: Option<String>,
+    },
     /// The runtime's response exceeded the limit.
     TooLarge,
 }
@@ -70,12 +73,18 @@ type Resp = Response<Full<Bytes>>;
 fn reply(status: StatusCode, body: serde_json::Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> Resp {
-    reply(status, serde_json::json!({ "errorType": error_type, "errorMessage": message }))
+    reply(
+        status,
+        serde_json::json!({ "errorType": error_type, "errorMessage": message }),
+    )
 }
 
 fn accepted() -> Resp {
@@ -86,7 +95,9 @@ fn accepted() -> Resp {
 pub async fn serve(listener: tokio::net::TcpListener, chan: Arc<RuntimeChannel>) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let chan = chan.clone();
         conns.spawn(async move {
@@ -95,7 +106,9 @@ pub async fn serve(listener: tokio::net::TcpListener, chan: Arc<RuntimeChannel>)
                 async move { Ok::<_, std::convert::Infallible>(route(&chan, req).await) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
         });
         while conns.try_join_next().is_some() {}
     }
@@ -115,7 +128,11 @@ async fn route(chan: &RuntimeChannel, req: Request<Incoming>) -> Resp {
                 Ok(body) => finish(chan, &id, RuntimeReply::Response(body)),
                 Err(()) => {
                     let _ = finish(chan, &id, RuntimeReply::TooLarge);
-                    error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "response too large")
+                    error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestEntityTooLarge",
+                        "response too large",
+                    )
                 }
             }
         }
@@ -143,24 +160,40 @@ fn error_type_header(req: &Request<Incoming>) -> Option<String> {
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ()> {
-    Limited::new(req.into_body(), limit).collect().await.map(|b| b.to_bytes()).map_err(|_| ())
+    Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|_| ())
 }
 
 /// Long-polls for the next invocation and hands it over with Lambda's headers.
 async fn next(chan: &RuntimeChannel) -> Resp {
-    chan.first_next.send_if_modified(|t| t.is_none() && t.replace(Instant::now()).is_none());
+    chan.first_next
+        .send_if_modified(|t| t.is_none() && t.replace(Instant::now()).is_none());
     let pending = {
         let mut rx = chan.next_rx.lock().await;
         match rx.recv().await {
             Some(p) => p,
-            None => return error(StatusCode::INTERNAL_SERVER_ERROR, "Runtime.Stopped", "instance stopping"),
+            None => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Runtime.Stopped",
+                    "instance stopping",
+                );
+            }
         }
     };
     let deadline = SystemTime::now() + pending.timeout;
-    let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let deadline_ms = deadline
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
     (chan.on_deliver)(&pending.request_id);
-    *chan.current.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some(Current { request_id: pending.request_id.clone(), result: Some(pending.result) });
+    *chan.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(Current {
+        request_id: pending.request_id.clone(),
+        result: Some(pending.result),
+    });
     let _ = pending.delivered.send(Instant::now());
     let mut r = Response::new(Full::new(pending.payload));
     let h = r.headers_mut();
@@ -184,15 +217,26 @@ async fn next(chan: &RuntimeChannel) -> Resp {
 fn finish(chan: &RuntimeChannel, id: &str, outcome: RuntimeReply) -> Resp {
     let mut cur = chan.current.lock().unwrap_or_else(|p| p.into_inner());
     let Some(current) = cur.as_mut() else {
-        return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "no invocation in progress");
+        return error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "no invocation in progress",
+        );
     };
     if current.request_id != id {
-        return error(StatusCode::BAD_REQUEST, "InvalidRequestID", "unknown request id");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "unknown request id",
+        );
     }
     let Some(tx) = current.result.take() else {
-        return error(StatusCode::FORBIDDEN, "InvalidStateTransition", "invocation already answered");
+        return error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "invocation already answered",
+        );
     };
     let _ = tx.send(outcome);
     accepted()
 }
-

@@ -27,7 +27,10 @@ pub struct VersionDescriptor {
 impl VersionDescriptor {
     /// The key instances are pooled by: distinct for any change of code or configuration.
     pub fn pool_key(&self) -> String {
-        format!("{}:{}:{}", self.function_arn, self.version, self.revision_id)
+        format!(
+            "{}:{}:{}",
+            self.function_arn, self.version, self.revision_id
+        )
     }
 
     /// Base64 JSON, the form of the `x-hearth-version` header.

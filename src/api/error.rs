@@ -17,13 +17,26 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, error_type, message: message.into(), reason: None }
+        ApiError {
+            status,
+            error_type,
+            message: message.into(),
+            reason: None,
+        }
     }
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "InvalidParameterValueException", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            message,
+        )
     }
     pub fn invalid_content(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            message,
+        )
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
@@ -32,16 +45,32 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "ResourceConflictException", message)
     }
     pub fn precondition_failed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailedException", message)
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailedException",
+            message,
+        )
     }
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", message)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            message,
+        )
     }
     pub fn unsupported_media(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaTypeException", message)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaTypeException",
+            message,
+        )
     }
     pub fn too_many_requests(reason: &'static str, message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message);
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            message,
+        );
         e.reason = Some(reason);
         e
     }
@@ -49,15 +78,27 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "UnknownOperationException", message)
     }
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedException", message)
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowedException",
+            message,
+        )
     }
     pub fn service(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            message,
+        )
     }
 
     /// Who is at fault, for the body's `Type` field.
     fn fault(&self) -> &'static str {
-        if self.status.is_server_error() { "Service" } else { "User" }
+        if self.status.is_server_error() {
+            "Service"
+        } else {
+            "User"
+        }
     }
 
     /// The HTTP response: JSON body `{"Type","message"[,"Reason"]}` and `x-amzn-ErrorType`.
@@ -70,7 +111,10 @@ impl ApiError {
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert("content-type", HeaderValue::from_static("application/json"));
-        h.insert("x-amzn-errortype", HeaderValue::from_static(self.error_type));
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static(self.error_type),
+        );
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert("x-amzn-requestid", v);
         }
@@ -95,7 +139,8 @@ mod tests {
 
     #[test]
     fn throttle_has_reason_and_retry_after() {
-        let r = ApiError::too_many_requests("ConcurrentInvocationLimitExceeded", "Rate Exceeded.").to_response("r");
+        let r = ApiError::too_many_requests("ConcurrentInvocationLimitExceeded", "Rate Exceeded.")
+            .to_response("r");
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()["retry-after"], "1");
     }

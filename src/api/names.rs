@@ -18,13 +18,18 @@ pub const MAX_NAME: usize = 64;
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Whether `q` is a valid qualifier: `$LATEST`, a version number or an alias name.
 pub fn valid_qualifier(q: &str) -> bool {
     q == "$LATEST"
-        || (!q.is_empty() && q.len() <= 128 && q.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        || (!q.is_empty()
+            && q.len() <= 128
+            && q.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 /// Parses a FunctionName: `name`, `name:qualifier`, a full ARN
@@ -37,7 +42,15 @@ pub fn parse_function_name(raw: &str, account: &str) -> Result<FunctionRef, ApiE
     }
     let parts: Vec<&str> = raw.split(':').collect();
     let (acct, rest) = match parts.as_slice() {
-        ["arn", partition, "lambda", region, acct, "function", rest @ ..] => {
+        [
+            "arn",
+            partition,
+            "lambda",
+            region,
+            acct,
+            "function",
+            rest @ ..,
+        ] => {
             if !partition.starts_with("aws") || region.is_empty() {
                 return Err(bad_name(raw));
             }
@@ -62,7 +75,10 @@ pub fn parse_function_name(raw: &str, account: &str) -> Result<FunctionRef, ApiE
     if !valid_name(name) || qualifier.as_deref().is_some_and(|q| !valid_qualifier(q)) {
         return Err(bad_name(raw));
     }
-    Ok(FunctionRef { name: name.to_string(), qualifier })
+    Ok(FunctionRef {
+        name: name.to_string(),
+        qualifier,
+    })
 }
 
 fn bad_name(raw: &str) -> ApiError {
@@ -75,7 +91,10 @@ fn bad_name(raw: &str) -> ApiError {
 }
 
 /// Combines the qualifier found in the name with a `Qualifier` parameter; they must agree.
-pub fn merge_qualifier(from_name: Option<String>, param: Option<&str>) -> Result<Option<String>, ApiError> {
+pub fn merge_qualifier(
+    from_name: Option<String>,
+    param: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     match (from_name, param) {
         (Some(a), Some(b)) if a != b => Err(ApiError::invalid_parameter(
             "The derived qualifier from the function name does not match the specified qualifier.",
@@ -105,28 +124,63 @@ mod tests {
 
     #[test]
     fn forms() {
-        assert_eq!(p("f").unwrap(), FunctionRef { name: "f".into(), qualifier: None });
+        assert_eq!(
+            p("f").unwrap(),
+            FunctionRef {
+                name: "f".into(),
+                qualifier: None
+            }
+        );
         assert_eq!(p("f:3").unwrap().qualifier.as_deref(), Some("3"));
-        assert_eq!(p("f:$LATEST").unwrap().qualifier.as_deref(), Some("$LATEST"));
+        assert_eq!(
+            p("f:$LATEST").unwrap().qualifier.as_deref(),
+            Some("$LATEST")
+        );
         let full = p("arn:aws:lambda:us-east-1:123456789012:function:my-fn:7").unwrap();
-        assert_eq!((full.name.as_str(), full.qualifier.as_deref()), ("my-fn", Some("7")));
+        assert_eq!(
+            (full.name.as_str(), full.qualifier.as_deref()),
+            ("my-fn", Some("7"))
+        );
         assert_eq!(p("123456789012:function:my_fn").unwrap().name, "my_fn");
     }
 
     #[test]
     fn hostile() {
-        for s in ["", "a/b", "f:", ":f", "f:1:2", "arn:aws:lambda:us-east-1:12:function:f", "f.x", "f:$NOPE", "é"] {
+        for s in [
+            "",
+            "a/b",
+            "f:",
+            ":f",
+            "f:1:2",
+            "arn:aws:lambda:us-east-1:12:function:f",
+            "f.x",
+            "f:$NOPE",
+            "é",
+        ] {
             assert_eq!(p(s).unwrap_err().status, 400, "{s:?}");
         }
         assert_eq!(p(&"x".repeat(141)).unwrap_err().status, 400);
-        assert_eq!(p("arn:aws:lambda:us-east-1:999999999999:function:f").unwrap_err().status, 404);
+        assert_eq!(
+            p("arn:aws:lambda:us-east-1:999999999999:function:f")
+                .unwrap_err()
+                .status,
+            404
+        );
     }
 
     #[test]
     fn qualifier_merge() {
-        assert_eq!(merge_qualifier(Some("1".into()), Some("1")).unwrap().as_deref(), Some("1"));
+        assert_eq!(
+            merge_qualifier(Some("1".into()), Some("1"))
+                .unwrap()
+                .as_deref(),
+            Some("1")
+        );
         assert!(merge_qualifier(Some("1".into()), Some("2")).is_err());
-        assert_eq!(merge_qualifier(None, Some("$LATEST")).unwrap().as_deref(), Some("$LATEST"));
+        assert_eq!(
+            merge_qualifier(None, Some("$LATEST")).unwrap().as_deref(),
+            Some("$LATEST")
+        );
         assert!(merge_qualifier(None, Some("a/b")).is_err());
     }
 }

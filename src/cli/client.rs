@@ -29,10 +29,20 @@ impl Reply {
         if self.status.is_success() {
             return Ok(self);
         }
-        let kind = self.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()).unwrap_or("Error").to_string();
+        let kind = self
+            .headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("Error")
+            .to_string();
         let msg = serde_json::from_slice::<serde_json::Value>(&self.body)
             .ok()
-            .and_then(|v| v.get("message").or_else(|| v.get("Message")).and_then(|m| m.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("message")
+                    .or_else(|| v.get("Message"))
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| String::from_utf8_lossy(&self.body).into_owned());
         anyhow::bail!("{kind} (HTTP {}): {msg}", self.status.as_u16())
     }
@@ -50,11 +60,22 @@ impl Client {
         if !endpoint.starts_with("http://") {
             anyhow::bail!("endpoint {endpoint:?} must be an http:// URL");
         }
-        Ok(Client { endpoint, http: HyperClient::builder(TokioExecutor::new()).build_http() })
+        Ok(Client {
+            endpoint,
+            http: HyperClient::builder(TokioExecutor::new()).build_http(),
+        })
     }
 
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, String)], body: Bytes) -> anyhow::Result<Reply> {
-        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.endpoint));
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> anyhow::Result<Reply> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.endpoint));
         for (k, v) in headers {
             req = req.header(*k, v);
         }
@@ -63,12 +84,29 @@ impl Client {
         })?;
         let (parts, body) = resp.into_parts();
         let body = body.collect().await?.to_bytes();
-        Ok(Reply { status: parts.status, headers: parts.headers, body })
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 
-    pub async fn json(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<serde_json::Value> {
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let reply = self.send(method, path, &[("content-type", "application/json".into())], body).await?.ok()?;
+        let reply = self
+            .send(
+                method,
+                path,
+                &[("content-type", "application/json".into())],
+                body,
+            )
+            .await?
+            .ok()?;
         if reply.body.is_empty() {
             return Ok(serde_json::Value::Null);
         }

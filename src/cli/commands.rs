@@ -23,7 +23,12 @@ pub async fn run_client(cmd: Command) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Invoke { endpoint, function, payload, log_tail } => {
+        Command::Invoke {
+            endpoint,
+            function,
+            payload,
+            log_tail,
+        } => {
             let client = Client::new(&endpoint.endpoint)?;
             invoke(&client, &function, payload.as_deref(), log_tail).await
         }
@@ -60,7 +65,16 @@ fn qualified(path: String, qualifier: Option<&str>) -> String {
 async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
     const F: &str = "/2015-03-31/functions";
     match cmd {
-        FnCommand::Create { name, runtime, handler, code, memory, timeout, env, publish } => {
+        FnCommand::Create {
+            name,
+            runtime,
+            handler,
+            code,
+            memory,
+            timeout,
+            env,
+            publish,
+        } => {
             let mut body = json!({
                 "FunctionName": name, "Runtime": runtime, "Code": { "ZipFile": read_code(&code)? },
                 "Publish": publish, "Environment": { "Variables": parse_env(&env)? },
@@ -78,13 +92,33 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
         }
         FnCommand::List => c.json(Method::GET, &format!("{F}/"), None).await,
         FnCommand::Get { name, qualifier } => {
-            c.json(Method::GET, &qualified(format!("{F}/{}", segment(&name)), qualifier.as_deref()), None).await
+            c.json(
+                Method::GET,
+                &qualified(format!("{F}/{}", segment(&name)), qualifier.as_deref()),
+                None,
+            )
+            .await
         }
-        FnCommand::UpdateCode { name, code, publish } => {
+        FnCommand::UpdateCode {
+            name,
+            code,
+            publish,
+        } => {
             let body = json!({ "ZipFile": read_code(&code)?, "Publish": publish });
-            c.json(Method::PUT, &format!("{F}/{}/code", segment(&name)), Some(body)).await
+            c.json(
+                Method::PUT,
+                &format!("{F}/{}/code", segment(&name)),
+                Some(body),
+            )
+            .await
         }
-        FnCommand::UpdateConfig { name, memory, timeout, handler, env } => {
+        FnCommand::UpdateConfig {
+            name,
+            memory,
+            timeout,
+            handler,
+            env,
+        } => {
             let mut body = json!({});
             if let Some(m) = memory {
                 body["MemorySize"] = m.into();
@@ -98,21 +132,45 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
             if !env.is_empty() {
                 body["Environment"] = json!({ "Variables": parse_env(&env)? });
             }
-            c.json(Method::PUT, &format!("{F}/{}/configuration", segment(&name)), Some(body)).await
+            c.json(
+                Method::PUT,
+                &format!("{F}/{}/configuration", segment(&name)),
+                Some(body),
+            )
+            .await
         }
         FnCommand::Publish { name, description } => {
-            let body = description.map(|d| json!({ "Description": d })).unwrap_or_else(|| json!({}));
-            c.json(Method::POST, &format!("{F}/{}/versions", segment(&name)), Some(body)).await
+            let body = description
+                .map(|d| json!({ "Description": d }))
+                .unwrap_or_else(|| json!({}));
+            c.json(
+                Method::POST,
+                &format!("{F}/{}/versions", segment(&name)),
+                Some(body),
+            )
+            .await
         }
         FnCommand::Delete { name, qualifier } => {
-            c.json(Method::DELETE, &qualified(format!("{F}/{}", segment(&name)), qualifier.as_deref()), None).await
+            c.json(
+                Method::DELETE,
+                &qualified(format!("{F}/{}", segment(&name)), qualifier.as_deref()),
+                None,
+            )
+            .await
         }
     }
 }
 
-async fn invoke(c: &Client, function: &str, payload: Option<&str>, log_tail: bool) -> anyhow::Result<i32> {
+async fn invoke(
+    c: &Client,
+    function: &str,
+    payload: Option<&str>,
+    log_tail: bool,
+) -> anyhow::Result<i32> {
     let payload = match payload {
-        Some(p) if p.starts_with('@') => std::fs::read(&p[1..]).map_err(|e| anyhow::anyhow!("{}: {e}", &p[1..]))?,
+        Some(p) if p.starts_with('@') => {
+            std::fs::read(&p[1..]).map_err(|e| anyhow::anyhow!("{}: {e}", &p[1..]))?
+        }
         Some(p) => p.as_bytes().to_vec(),
         None => b"{}".to_vec(),
     };
@@ -121,9 +179,18 @@ async fn invoke(c: &Client, function: &str, payload: Option<&str>, log_tail: boo
         headers.push(("x-amz-log-type", "Tail".to_string()));
     }
     let path = format!("/2015-03-31/functions/{}/invocations", segment(function));
-    let reply = c.send(Method::POST, &path, &headers, Bytes::from(payload)).await?.ok()?;
-    if let Some(tail) = reply.headers.get("x-amz-log-result").and_then(|v| v.to_str().ok()) {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(tail).unwrap_or_default();
+    let reply = c
+        .send(Method::POST, &path, &headers, Bytes::from(payload))
+        .await?
+        .ok()?;
+    if let Some(tail) = reply
+        .headers
+        .get("x-amz-log-result")
+        .and_then(|v| v.to_str().ok())
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(tail)
+            .unwrap_or_default();
         eprint!("{}", String::from_utf8_lossy(&decoded));
     }
     println!("{}", String::from_utf8_lossy(&reply.body));

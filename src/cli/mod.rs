@@ -10,7 +10,11 @@ use std::path::PathBuf;
 pub use commands::run_client;
 
 #[derive(Debug, Parser)]
-#[command(name = "hearth", version, about = "A self-hosted serverless platform that speaks the AWS Lambda APIs")]
+#[command(
+    name = "hearth",
+    version,
+    about = "A self-hosted serverless platform that speaks the AWS Lambda APIs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -52,7 +56,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Endpoint {
     /// hearth's public API.
-    #[arg(long, env = "HEARTH_ENDPOINT", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "HEARTH_ENDPOINT",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub endpoint: String,
 }
 

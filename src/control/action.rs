@@ -8,14 +8,34 @@ use http::Method;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Create,
-    List { marker: Option<String>, max_items: Option<String> },
-    Get { name: String, qualifier: Option<String> },
-    GetConfiguration { name: String, qualifier: Option<String> },
-    UpdateCode { name: String },
-    UpdateConfiguration { name: String },
-    Delete { name: String, qualifier: Option<String> },
-    Publish { name: String },
-    ListVersions { name: String },
+    List {
+        marker: Option<String>,
+        max_items: Option<String>,
+    },
+    Get {
+        name: String,
+        qualifier: Option<String>,
+    },
+    GetConfiguration {
+        name: String,
+        qualifier: Option<String>,
+    },
+    UpdateCode {
+        name: String,
+    },
+    UpdateConfiguration {
+        name: String,
+    },
+    Delete {
+        name: String,
+        qualifier: Option<String>,
+    },
+    Publish {
+        name: String,
+    },
+    ListVersions {
+        name: String,
+    },
 }
 
 /// Whether a path belongs to the management API (the router forwards these to control).
@@ -35,27 +55,41 @@ pub fn decode_segment(seg: &str) -> Result<String, ApiError> {
 pub fn query_param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then(|| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
+        (k == key).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
     })
 }
 
 impl Action {
     /// Maps method, path and query to an action; unknown paths are a Lambda-style 404.
-    pub fn parse(method: &Method, path: &str, query: &str, account: &str) -> Result<Action, ApiError> {
+    pub fn parse(
+        method: &Method,
+        path: &str,
+        query: &str,
+        account: &str,
+    ) -> Result<Action, ApiError> {
         let rest = path.strip_prefix("/2015-03-31/functions").unwrap_or("");
         if !rest.is_empty() && !rest.starts_with('/') {
-            return Err(ApiError::unknown_operation(format!("Unknown operation: {method} {path}")));
+            return Err(ApiError::unknown_operation(format!(
+                "Unknown operation: {method} {path}"
+            )));
         }
         let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
         let fref = |seg: &str, q: Option<String>| -> Result<(String, Option<String>), ApiError> {
-            let FunctionRef { name, qualifier } = parse_function_name(&decode_segment(seg)?, account)?;
+            let FunctionRef { name, qualifier } =
+                parse_function_name(&decode_segment(seg)?, account)?;
             Ok((name, merge_qualifier(qualifier, q.as_deref())?))
         };
         let unqualified = |seg: &str| -> Result<String, ApiError> {
             let (name, q) = fref(seg, None)?;
             match q {
                 None => Ok(name),
-                Some(_) => Err(ApiError::invalid_parameter("This operation does not take a qualified function name.")),
+                Some(_) => Err(ApiError::invalid_parameter(
+                    "This operation does not take a qualified function name.",
+                )),
             }
         };
         let qual = query_param(query, "Qualifier");
@@ -66,16 +100,26 @@ impl Action {
                 marker: query_param(query, "Marker"),
                 max_items: query_param(query, "MaxItems"),
             }),
-            (Method::GET, [f]) => fref(f, qual).map(|(name, qualifier)| Action::Get { name, qualifier }),
-            (Method::DELETE, [f]) => fref(f, qual).map(|(name, qualifier)| Action::Delete { name, qualifier }),
+            (Method::GET, [f]) => {
+                fref(f, qual).map(|(name, qualifier)| Action::Get { name, qualifier })
+            }
+            (Method::DELETE, [f]) => {
+                fref(f, qual).map(|(name, qualifier)| Action::Delete { name, qualifier })
+            }
             (Method::GET, [f, "configuration"]) => {
                 fref(f, qual).map(|(name, qualifier)| Action::GetConfiguration { name, qualifier })
             }
-            (Method::PUT, [f, "configuration"]) => unqualified(f).map(|name| Action::UpdateConfiguration { name }),
+            (Method::PUT, [f, "configuration"]) => {
+                unqualified(f).map(|name| Action::UpdateConfiguration { name })
+            }
             (Method::PUT, [f, "code"]) => unqualified(f).map(|name| Action::UpdateCode { name }),
             (Method::POST, [f, "versions"]) => unqualified(f).map(|name| Action::Publish { name }),
-            (Method::GET, [f, "versions"]) => unqualified(f).map(|name| Action::ListVersions { name }),
-            (method, _) => Err(ApiError::unknown_operation(format!("Unknown operation: {method} {path}"))),
+            (Method::GET, [f, "versions"]) => {
+                unqualified(f).map(|name| Action::ListVersions { name })
+            }
+            (method, _) => Err(ApiError::unknown_operation(format!(
+                "Unknown operation: {method} {path}"
+            ))),
         }
     }
 }
@@ -87,8 +131,14 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(Action::parse(&Method::POST, "/2015-03-31/functions", "", A).unwrap(), Action::Create);
-        assert!(matches!(Action::parse(&Method::GET, "/2015-03-31/functions/", "MaxItems=2", A).unwrap(), Action::List { .. }));
+        assert_eq!(
+            Action::parse(&Method::POST, "/2015-03-31/functions", "", A).unwrap(),
+            Action::Create
+        );
+        assert!(matches!(
+            Action::parse(&Method::GET, "/2015-03-31/functions/", "MaxItems=2", A).unwrap(),
+            Action::List { .. }
+        ));
         assert_eq!(
             Action::parse(&Method::GET, "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af", "Qualifier=1", A).unwrap(),
             Action::Get { name: "f".into(), qualifier: Some("1".into()) }
@@ -101,10 +151,24 @@ mod tests {
 
     #[test]
     fn hostile_paths() {
-        for p in ["/2015-03-31/functions/f/x", "/2015-03-31/functions/f/code/extra", "/2015-03-31/functionsX"] {
+        for p in [
+            "/2015-03-31/functions/f/x",
+            "/2015-03-31/functions/f/code/extra",
+            "/2015-03-31/functionsX",
+        ] {
             assert!(Action::parse(&Method::GET, p, "", A).is_err(), "{p}");
         }
-        assert_eq!(Action::parse(&Method::GET, "/2015-03-31/functions/%FF", "", A).unwrap_err().status, 400);
-        assert_eq!(Action::parse(&Method::PUT, "/2015-03-31/functions/f:1/code", "", A).unwrap_err().status, 400);
+        assert_eq!(
+            Action::parse(&Method::GET, "/2015-03-31/functions/%FF", "", A)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            Action::parse(&Method::PUT, "/2015-03-31/functions/f:1/code", "", A)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

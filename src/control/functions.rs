@@ -17,7 +17,8 @@ fn parse_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError
     if body.is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid_content(format!("Could not parse request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_content(format!("Could not parse request body: {e}")))
 }
 
 /// `2024-01-01T00:00:00.000+0000`, as Lambda writes LastModified.
@@ -25,7 +26,9 @@ pub fn now_last_modified() -> String {
     let f = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
     );
-    time::OffsetDateTime::now_utc().format(&f).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&f)
+        .unwrap_or_default()
 }
 
 fn new_revision() -> String {
@@ -67,9 +70,12 @@ impl Control {
                     limits.max_unpacked
                 )));
             }
-            codestore::validate_zip(&zip, &limits, require_bootstrap)
-                .map_err(|e| ApiError::invalid_parameter(format!("Could not unzip uploaded file: {e}")))?;
-            let sha = code.put(&zip).map_err(|e| ApiError::service(format!("code store: {e}")))?;
+            codestore::validate_zip(&zip, &limits, require_bootstrap).map_err(|e| {
+                ApiError::invalid_parameter(format!("Could not unzip uploaded file: {e}"))
+            })?;
+            let sha = code
+                .put(&zip)
+                .map_err(|e| ApiError::service(format!("code store: {e}")))?;
             Ok((sha, zip.len() as u64))
         })
         .await
@@ -85,7 +91,11 @@ impl Control {
                  Member must satisfy regular expression pattern: [a-zA-Z0-9-_]{{1,64}}"
             )));
         }
-        validate::unsupported(req.package_type.as_deref(), req.architectures.as_deref(), req.layers.as_deref())?;
+        validate::unsupported(
+            req.package_type.as_deref(),
+            req.architectures.as_deref(),
+            req.layers.as_deref(),
+        )?;
         let runtime = validate::runtime(req.runtime.as_deref())?;
         let handler = validate::handler(req.handler.as_deref(), &runtime)?;
         let memory = validate::memory_size(req.memory_size, 128)?;
@@ -94,12 +104,26 @@ impl Control {
         let env = req.environment.clone().unwrap_or_default().variables;
         validate::environment(&env)?;
         let code = req.code.clone().unwrap_or_default();
-        let zip = validate::zip_file(code.zip_file.as_deref(), code.s3_bucket.is_some(), code.image_uri.is_some())?;
-        if self.store.get(&self.account, &name, LATEST).map_err(store_err)?.is_some() {
-            return Err(ApiError::conflict(format!("Function already exist: {name}")));
+        let zip = validate::zip_file(
+            code.zip_file.as_deref(),
+            code.s3_bucket.is_some(),
+            code.image_uri.is_some(),
+        )?;
+        if self
+            .store
+            .get(&self.account, &name, LATEST)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!(
+                "Function already exist: {name}"
+            )));
         }
         let (sha, size) = self.store_zip(zip, &runtime).await?;
-        let role = req.role.clone().unwrap_or_else(|| format!("arn:aws:iam::{}:role/hearth-default", self.account));
+        let role = req
+            .role
+            .clone()
+            .unwrap_or_else(|| format!("arn:aws:iam::{}:role/hearth-default", self.account));
         let latest = StoredVersion {
             config: FunctionConfiguration {
                 function_name: name.clone(),
@@ -123,20 +147,36 @@ impl Control {
                 package_type: "Zip".into(),
                 architectures: vec!["x86_64".into()],
                 ephemeral_storage: EphemeralStorage { size: 512 },
-                tracing_config: TracingConfig { mode: "PassThrough".into() },
+                tracing_config: TracingConfig {
+                    mode: "PassThrough".into(),
+                },
             },
             code_sha256_hex: sha,
         };
-        let rev = self.store.create_function(&self.account, &latest).map_err(|e| match e {
-            StoreError::Conflict => ApiError::conflict(format!("Function already exist: {name}")),
-            e => store_err(e),
-        })?;
+        let rev = self
+            .store
+            .create_function(&self.account, &latest)
+            .map_err(|e| match e {
+                StoreError::Conflict => {
+                    ApiError::conflict(format!("Function already exist: {name}"))
+                }
+                e => store_err(e),
+            })?;
         self.committed(rev);
-        let shown = if req.publish { self.publish_latest(&name, None)? } else { latest };
+        let shown = if req.publish {
+            self.publish_latest(&name, None)?
+        } else {
+            latest
+        };
         Reply::json(StatusCode::CREATED, &shown.config)
     }
 
-    pub(super) fn get(&self, name: &str, qualifier: Option<&str>, base_url: &str) -> Result<Reply, ApiError> {
+    pub(super) fn get(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+        base_url: &str,
+    ) -> Result<Reply, ApiError> {
         let v = self.lookup(name, qualifier)?;
         let location = format!("{base_url}/hearth/v1/code/{}.zip", v.code_sha256_hex);
         Reply::json(
@@ -149,17 +189,32 @@ impl Control {
         )
     }
 
-    pub(super) fn get_configuration(&self, name: &str, qualifier: Option<&str>) -> Result<Reply, ApiError> {
+    pub(super) fn get_configuration(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Reply, ApiError> {
         Reply::json(StatusCode::OK, &self.lookup(name, qualifier)?.config)
     }
 
-    pub(super) fn list(&self, marker: Option<String>, max_items: Option<String>) -> Result<Reply, ApiError> {
+    pub(super) fn list(
+        &self,
+        marker: Option<String>,
+        max_items: Option<String>,
+    ) -> Result<Reply, ApiError> {
         let max = match max_items.as_deref().map(str::parse::<usize>) {
             None => 50,
             Some(Ok(n)) if (1..=10_000).contains(&n) => n,
-            Some(_) => return Err(ApiError::invalid_parameter("MaxItems must be an integer from 1 to 10000.")),
+            Some(_) => {
+                return Err(ApiError::invalid_parameter(
+                    "MaxItems must be an integer from 1 to 10000.",
+                ));
+            }
         };
-        let mut items = self.store.list_latest(&self.account, marker.as_deref(), max + 1).map_err(store_err)?;
+        let mut items = self
+            .store
+            .list_latest(&self.account, marker.as_deref(), max + 1)
+            .map_err(store_err)?;
         let next = (items.len() > max).then(|| {
             items.truncate(max);
             items.last().map(|v| v.config.function_name.clone())
@@ -185,13 +240,20 @@ impl Control {
     fn save_latest(&self, mut latest: StoredVersion, publish: bool) -> Result<Reply, ApiError> {
         latest.config.revision_id = new_revision();
         latest.config.last_modified = now_last_modified();
-        let rev = self.store.put_latest(&self.account, &latest).map_err(|e| match e {
-            StoreError::NotFound => self.not_found(&latest.config.function_name, None),
-            e => store_err(e),
-        })?;
+        let rev = self
+            .store
+            .put_latest(&self.account, &latest)
+            .map_err(|e| match e {
+                StoreError::NotFound => self.not_found(&latest.config.function_name, None),
+                e => store_err(e),
+            })?;
         self.committed(rev);
         let name = latest.config.function_name.clone();
-        let shown = if publish { self.publish_latest(&name, None)? } else { latest };
+        let shown = if publish {
+            self.publish_latest(&name, None)?
+        } else {
+            latest
+        };
         Reply::json(StatusCode::OK, &shown.config)
     }
 
@@ -200,12 +262,17 @@ impl Control {
         let mut latest = self.lookup(name, None)?;
         Self::check_revision(&latest, req.revision_id.as_deref())?;
         validate::unsupported(None, req.architectures.as_deref(), None)?;
-        let zip = validate::zip_file(req.zip_file.as_deref(), req.s3_bucket.is_some(), req.image_uri.is_some())?;
+        let zip = validate::zip_file(
+            req.zip_file.as_deref(),
+            req.s3_bucket.is_some(),
+            req.image_uri.is_some(),
+        )?;
         if req.dry_run {
             let limits = self.zip_limits;
             let bootstrap = latest.config.runtime.starts_with("provided");
-            codestore::validate_zip(&zip, &limits, bootstrap)
-                .map_err(|e| ApiError::invalid_parameter(format!("Could not unzip uploaded file: {e}")))?;
+            codestore::validate_zip(&zip, &limits, bootstrap).map_err(|e| {
+                ApiError::invalid_parameter(format!("Could not unzip uploaded file: {e}"))
+            })?;
             return Reply::json(StatusCode::OK, &latest.config);
         }
         let (sha, size) = self.store_zip(zip, &latest.config.runtime).await?;
@@ -237,13 +304,19 @@ impl Control {
         }
         if let Some(env) = req.environment {
             validate::environment(&env.variables)?;
-            c.environment = (!env.variables.is_empty()).then_some(EnvironmentResponse { variables: env.variables });
+            c.environment = (!env.variables.is_empty()).then_some(EnvironmentResponse {
+                variables: env.variables,
+            });
         }
         self.save_latest(latest, false)
     }
 
     /// Publishes `$LATEST` (or returns the newest version when nothing changed).
-    fn publish_latest(&self, name: &str, description: Option<&str>) -> Result<StoredVersion, ApiError> {
+    fn publish_latest(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<StoredVersion, ApiError> {
         let (region, account) = (self.region.clone(), self.account.clone());
         let make = move |latest: &StoredVersion, num: u64| {
             let mut v = latest.clone();
@@ -256,10 +329,13 @@ impl Control {
             }
             v
         };
-        let (version, rev) = self.store.publish(&self.account, name, &make).map_err(|e| match e {
-            StoreError::NotFound => self.not_found(name, None),
-            e => store_err(e),
-        })?;
+        let (version, rev) =
+            self.store
+                .publish(&self.account, name, &make)
+                .map_err(|e| match e {
+                    StoreError::NotFound => self.not_found(name, None),
+                    e => store_err(e),
+                })?;
         self.committed(rev);
         Ok(version)
     }
@@ -281,7 +357,10 @@ impl Control {
     }
 
     pub(super) fn list_versions(&self, name: &str) -> Result<Reply, ApiError> {
-        let versions = self.store.list_versions(&self.account, name).map_err(store_err)?;
+        let versions = self
+            .store
+            .list_versions(&self.account, name)
+            .map_err(store_err)?;
         if versions.is_empty() {
             return Err(self.not_found(name, None));
         }
@@ -291,12 +370,17 @@ impl Control {
 
     pub(super) fn delete(&self, name: &str, qualifier: Option<&str>) -> Result<Reply, ApiError> {
         if qualifier == Some(LATEST) {
-            return Err(ApiError::invalid_parameter("$LATEST version cannot be deleted without deleting the function."));
+            return Err(ApiError::invalid_parameter(
+                "$LATEST version cannot be deleted without deleting the function.",
+            ));
         }
-        let rev = self.store.delete(&self.account, name, qualifier).map_err(|e| match e {
-            StoreError::NotFound => self.not_found(name, qualifier),
-            e => store_err(e),
-        })?;
+        let rev = self
+            .store
+            .delete(&self.account, name, qualifier)
+            .map_err(|e| match e {
+                StoreError::NotFound => self.not_found(name, qualifier),
+                e => store_err(e),
+            })?;
         self.committed(rev);
         Ok(Reply::empty(StatusCode::NO_CONTENT))
     }

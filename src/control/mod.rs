@@ -29,7 +29,10 @@ pub struct Reply {
 impl Reply {
     fn json(status: StatusCode, body: impl serde::Serialize) -> Result<Reply, ApiError> {
         let body = serde_json::to_value(body).map_err(|e| ApiError::service(e.to_string()))?;
-        Ok(Reply { status, body: Some(body) })
+        Ok(Reply {
+            status,
+            body: Some(body),
+        })
     }
     fn empty(status: StatusCode) -> Reply {
         Reply { status, body: None }
@@ -48,7 +51,11 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn new(cfg: &Config, store: Arc<dyn MetadataStore>, code: LocalCodeStore) -> Result<Self, StoreError> {
+    pub fn new(
+        cfg: &Config,
+        store: Arc<dyn MetadataStore>,
+        code: LocalCodeStore,
+    ) -> Result<Self, StoreError> {
         let rev = store.revision()?;
         Ok(Control {
             store,
@@ -83,12 +90,19 @@ impl Control {
 
     /// Serves one management request. `base_url` (scheme and host the client used) is used
     /// for `Code.Location`.
-    pub async fn handle(&self, action: Action, body: Bytes, base_url: &str) -> Result<Reply, ApiError> {
+    pub async fn handle(
+        &self,
+        action: Action,
+        body: Bytes,
+        base_url: &str,
+    ) -> Result<Reply, ApiError> {
         match action {
             Action::Create => self.create(body).await,
             Action::List { marker, max_items } => self.list(marker, max_items),
             Action::Get { name, qualifier } => self.get(&name, qualifier.as_deref(), base_url),
-            Action::GetConfiguration { name, qualifier } => self.get_configuration(&name, qualifier.as_deref()),
+            Action::GetConfiguration { name, qualifier } => {
+                self.get_configuration(&name, qualifier.as_deref())
+            }
             Action::UpdateCode { name } => self.update_code(&name, body).await,
             Action::UpdateConfiguration { name } => self.update_configuration(&name, body),
             Action::Delete { name, qualifier } => self.delete(&name, qualifier.as_deref()),

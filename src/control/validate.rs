@@ -39,8 +39,16 @@ fn constraint(value: impl std::fmt::Display, field: &str, rule: &str) -> ApiErro
 pub fn memory_size(v: Option<i64>, default: u32) -> Result<u32, ApiError> {
     match v {
         None => Ok(default),
-        Some(m) if m < 128 => Err(constraint(m, "memorySize", "Member must have value greater than or equal to 128")),
-        Some(m) if m > 10240 => Err(constraint(m, "memorySize", "Member must have value less than or equal to 10240")),
+        Some(m) if m < 128 => Err(constraint(
+            m,
+            "memorySize",
+            "Member must have value greater than or equal to 128",
+        )),
+        Some(m) if m > 10240 => Err(constraint(
+            m,
+            "memorySize",
+            "Member must have value less than or equal to 10240",
+        )),
         Some(m) => Ok(m as u32),
     }
 }
@@ -48,14 +56,24 @@ pub fn memory_size(v: Option<i64>, default: u32) -> Result<u32, ApiError> {
 pub fn timeout(v: Option<i64>, default: u32) -> Result<u32, ApiError> {
     match v {
         None => Ok(default),
-        Some(t) if t < 1 => Err(constraint(t, "timeout", "Member must have value greater than or equal to 1")),
-        Some(t) if t > 900 => Err(constraint(t, "timeout", "Member must have value less than or equal to 900")),
+        Some(t) if t < 1 => Err(constraint(
+            t,
+            "timeout",
+            "Member must have value greater than or equal to 1",
+        )),
+        Some(t) if t > 900 => Err(constraint(
+            t,
+            "timeout",
+            "Member must have value less than or equal to 900",
+        )),
         Some(t) => Ok(t as u32),
     }
 }
 
 pub fn runtime(v: Option<&str>) -> Result<String, ApiError> {
-    let rt = v.ok_or_else(|| ApiError::invalid_parameter("Runtime is required for .zip deployment packages."))?;
+    let rt = v.ok_or_else(|| {
+        ApiError::invalid_parameter("Runtime is required for .zip deployment packages.")
+    })?;
     if !runtimes::is_supported(rt) {
         return Err(ApiError::invalid_parameter(format!(
             "Value {rt} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
@@ -68,9 +86,15 @@ pub fn runtime(v: Option<&str>) -> Result<String, ApiError> {
 pub fn handler(v: Option<&str>, runtime: &str) -> Result<String, ApiError> {
     match v {
         None if runtime.starts_with("provided") => Ok(String::new()),
-        None => Err(ApiError::invalid_parameter(format!("Handler is required for runtime {runtime}."))),
+        None => Err(ApiError::invalid_parameter(format!(
+            "Handler is required for runtime {runtime}."
+        ))),
         Some(h) if h.len() > 128 || h.is_empty() || h.chars().any(char::is_whitespace) => {
-            Err(constraint(h, "handler", "Member must satisfy regular expression pattern: [^\\s]+ and have length at most 128"))
+            Err(constraint(
+                h,
+                "handler",
+                "Member must satisfy regular expression pattern: [^\\s]+ and have length at most 128",
+            ))
         }
         Some(h) => Ok(h.to_string()),
     }
@@ -79,13 +103,21 @@ pub fn handler(v: Option<&str>, runtime: &str) -> Result<String, ApiError> {
 pub fn description(v: Option<&str>) -> Result<String, ApiError> {
     let d = v.unwrap_or("");
     if d.chars().count() > 256 {
-        return Err(constraint("...", "description", "Member must have length less than or equal to 256"));
+        return Err(constraint(
+            "...",
+            "description",
+            "Member must have length less than or equal to 256",
+        ));
     }
     Ok(d.to_string())
 }
 
 pub fn environment(vars: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    let reserved: Vec<&str> = vars.keys().map(String::as_str).filter(|k| RESERVED_ENV.contains(k)).collect();
+    let reserved: Vec<&str> = vars
+        .keys()
+        .map(String::as_str)
+        .filter(|k| RESERVED_ENV.contains(k))
+        .collect();
     if !reserved.is_empty() {
         return Err(ApiError::invalid_parameter(format!(
             "Lambda was unable to configure your environment variables because the environment variables you have \
@@ -98,7 +130,11 @@ pub fn environment(vars: &BTreeMap<String, String>) -> Result<(), ApiError> {
         let mut bytes = key.bytes();
         let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic());
         if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(constraint(key, "environment.variables", "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+"));
+            return Err(constraint(
+                key,
+                "environment.variables",
+                "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+",
+            ));
         }
     }
     let size: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -112,17 +148,27 @@ pub fn environment(vars: &BTreeMap<String, String>) -> Result<(), ApiError> {
 }
 
 /// Refuses what hearth does not run yet, clearly.
-pub fn unsupported(package_type: Option<&str>, architectures: Option<&[String]>, layers: Option<&[String]>) -> Result<(), ApiError> {
+pub fn unsupported(
+    package_type: Option<&str>,
+    architectures: Option<&[String]>,
+    layers: Option<&[String]>,
+) -> Result<(), ApiError> {
     if package_type.is_some_and(|p| p != "Zip") {
-        return Err(ApiError::invalid_parameter("PackageType Image is not supported by hearth; deploy a .zip package."));
+        return Err(ApiError::invalid_parameter(
+            "PackageType Image is not supported by hearth; deploy a .zip package.",
+        ));
     }
     if let Some(archs) = architectures {
         if archs.iter().any(|a| a != "x86_64") || archs.len() > 1 {
-            return Err(ApiError::invalid_parameter("Only the x86_64 architecture is supported by hearth."));
+            return Err(ApiError::invalid_parameter(
+                "Only the x86_64 architecture is supported by hearth.",
+            ));
         }
     }
     if layers.is_some_and(|l| !l.is_empty()) {
-        return Err(ApiError::invalid_parameter("Layers are not supported by hearth yet."));
+        return Err(ApiError::invalid_parameter(
+            "Layers are not supported by hearth yet.",
+        ));
     }
     Ok(())
 }
@@ -130,10 +176,14 @@ pub fn unsupported(package_type: Option<&str>, architectures: Option<&[String]>,
 /// Decodes `ZipFile` (base64 in the JSON body).
 pub fn zip_file(b64: Option<&str>, s3: bool, image: bool) -> Result<Vec<u8>, ApiError> {
     if image {
-        return Err(ApiError::invalid_parameter("ImageUri is not supported by hearth; deploy a .zip package."));
+        return Err(ApiError::invalid_parameter(
+            "ImageUri is not supported by hearth; deploy a .zip package.",
+        ));
     }
     if s3 {
-        return Err(ApiError::invalid_parameter("S3 code locations are not supported by hearth; upload the package as ZipFile."));
+        return Err(ApiError::invalid_parameter(
+            "S3 code locations are not supported by hearth; upload the package as ZipFile.",
+        ));
     }
     let b64 = b64.ok_or_else(|| ApiError::invalid_parameter("Code.ZipFile is required."))?;
     base64::engine::general_purpose::STANDARD
@@ -148,7 +198,12 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(memory_size(None, 128).unwrap(), 128);
-        assert!(memory_size(Some(127), 128).unwrap_err().message.contains("memorySize"));
+        assert!(
+            memory_size(Some(127), 128)
+                .unwrap_err()
+                .message
+                .contains("memorySize")
+        );
         assert!(memory_size(Some(10241), 128).is_err());
         assert!(timeout(Some(0), 3).unwrap_err().message.contains("timeout"));
         assert!(timeout(Some(901), 3).is_err());
@@ -158,7 +213,12 @@ mod tests {
     #[test]
     fn env_rules() {
         let m = |k: &str| BTreeMap::from([(k.to_string(), "v".to_string())]);
-        assert!(environment(&m("AWS_REGION")).unwrap_err().message.contains("AWS_REGION"));
+        assert!(
+            environment(&m("AWS_REGION"))
+                .unwrap_err()
+                .message
+                .contains("AWS_REGION")
+        );
         assert!(environment(&m("1BAD")).is_err());
         assert!(environment(&m("GOOD_1")).is_ok());
         assert!(environment(&BTreeMap::from([("BIG".to_string(), "x".repeat(5000))])).is_err());

@@ -22,8 +22,11 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// Serves connections until `shutdown` resolves, then stops accepting and lets open
 /// connections finish their in-flight requests.
-pub async fn serve<S, F>(listener: tokio::net::TcpListener, service: S, shutdown: impl Future<Output = ()>)
-where
+pub async fn serve<S, F>(
+    listener: tokio::net::TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
     S: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
@@ -48,7 +51,9 @@ where
             let fut = service(req);
             async move { Ok::<_, std::convert::Infallible>(fut.await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;

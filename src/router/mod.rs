@@ -9,16 +9,19 @@ use crate::agent::{AgentClient, InvokeRequest, InvokeResponse};
 use crate::api::ApiError;
 use crate::control::{Action, Control, is_management_path};
 use crate::metrics::{Metrics, OutcomeLabel};
+use ::http::{HeaderValue, Request, Response, StatusCode};
 use base64::Engine;
 use bytes::Bytes;
-use ::http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use invoke::InvocationType;
 use std::sync::Arc;
 use std::time::Instant;
 
 type Resp = Response<Full<Bytes>>;
+
+/// Bytes of an oversized body read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Where a request goes (the route phase).
 #[derive(Debug, PartialEq, Eq)]
@@ -32,7 +35,10 @@ enum Route<'a> {
 fn route(path: &str) -> Route<'_> {
     if let Some(name) = invoke::invoke_path(path) {
         Route::Invoke(name)
-    } else if let Some(sha) = path.strip_prefix("/hearth/v1/code/").and_then(|s| s.strip_suffix(".zip")) {
+    } else if let Some(sha) = path
+        .strip_prefix("/hearth/v1/code/")
+        .and_then(|s| s.strip_suffix(".zip"))
+    {
         Route::Code(sha)
     } else if is_management_path(path) {
         Route::Management
@@ -81,7 +87,9 @@ impl Router {
             }
             Route::Code(sha) => self.code(sha),
             Route::Management => self.management(req).await,
-            Route::Unknown => Err(ApiError::unknown_operation(format!("Unknown operation: {method} {path}"))),
+            Route::Unknown => Err(ApiError::unknown_operation(format!(
+                "Unknown operation: {method} {path}"
+            ))),
         };
         self.respond_and_log(result, &request_id, &method, &path, started)
     }
@@ -106,34 +114,71 @@ impl Router {
         }
         let elapsed = started.elapsed();
         if route(path) != Route::Management {
-            self.metrics.router.invoke_duration.observe(elapsed.as_secs_f64());
+            self.metrics
+                .router
+                .invoke_duration
+                .observe(elapsed.as_secs_f64());
         }
         tracing::info!(target: "hearth::access", %request_id, %method, path, status = resp.status().as_u16(), micros = elapsed.as_micros() as u64);
         resp
     }
 
     async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-        let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
+        let declared = req
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_LIMIT)) {
             return Err(invoke::too_large(limit));
         }
-        match Limited::new(req.into_body(), limit).collect().await {
-            Ok(b) => Ok(b.to_bytes()),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(invoke::too_large(limit)),
-            Err(e) => Err(ApiError::invalid_content(format!("reading request body: {e}"))),
+        let mut body = req.into_body();
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| ApiError::invalid_content(format!("reading request body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > limit {
+                // Read (and drop) a bounded rest, so the client can read the 413.
+                let mut drained = buf.len() + data.len();
+                while let Some(Ok(f)) = body.frame().await {
+                    drained += f.into_data().map(|d| d.len()).unwrap_or(0);
+                    if drained > limit.saturating_add(DRAIN_LIMIT) {
+                        break;
+                    }
+                }
+                return Err(invoke::too_large(limit));
+            }
+            buf.extend_from_slice(&data);
         }
+        Ok(buf.freeze())
     }
 
     async fn management(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
-        let action = Action::parse(req.method(), req.uri().path(), req.uri().query().unwrap_or(""), self.control.account())?;
-        let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+        let action = Action::parse(
+            req.method(),
+            req.uri().path(),
+            req.uri().query().unwrap_or(""),
+            self.control.account(),
+        )?;
+        let host = req
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1")
+            .to_string();
         let base_url = format!("http://{host}");
         let body = Self::read_body(req, self.max_management_body).await?;
         let reply = self.control.handle(action, body, &base_url).await?;
-        let body = reply.body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let body = reply
+            .body
+            .map(|b| Bytes::from(b.to_string()))
+            .unwrap_or_default();
         let mut resp = Response::new(Full::new(body));
         *resp.status_mut() = reply.status;
-        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
         Ok(resp)
     }
 
@@ -141,20 +186,41 @@ impl Router {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ApiError::not_found("No such code package"));
         }
-        let zip = self.control.code_store().get(sha).map_err(|_| ApiError::not_found("No such code package"))?;
+        let zip = self
+            .control
+            .code_store()
+            .get(sha)
+            .map_err(|_| ApiError::not_found("No such code package"))?;
         let mut resp = Response::new(Full::new(Bytes::from(zip)));
-        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/zip"));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/zip"));
         Ok(resp)
     }
 
-    async fn invoke(&self, req: Request<Incoming>, name: &str, request_id: &str) -> Result<Resp, ApiError> {
+    async fn invoke(
+        &self,
+        req: Request<Incoming>,
+        name: &str,
+        request_id: &str,
+    ) -> Result<Resp, ApiError> {
         let query = req.uri().query().unwrap_or("").to_string();
         let headers = req.headers().clone();
         let body = Self::read_body(req, self.max_payload).await;
-        let parsed = body.and_then(|b| invoke::parse(name, &query, &headers, b, self.max_payload, self.control.account()));
+        let parsed = body.and_then(|b| {
+            invoke::parse(
+                name,
+                &query,
+                &headers,
+                b,
+                self.max_payload,
+                self.control.account(),
+            )
+        });
         let parsed = parsed.inspect_err(|_| self.count("client_error"))?;
         // authenticate: every caller maps to the default tenant until authentication exists.
-        let descriptor = self.resolver.resolve(&parsed.function.name, parsed.function.qualifier.as_deref());
+        let descriptor = self
+            .resolver
+            .resolve(&parsed.function.name, parsed.function.qualifier.as_deref());
         let descriptor = descriptor.inspect_err(|_| self.count("client_error"))?;
         let invoked_arn = match &parsed.function.qualifier {
             Some(q) => format!("{}:{q}", descriptor.function_arn),
@@ -196,18 +262,27 @@ impl Router {
         let out = self.agent.invoke(req).await.map_err(|e| {
             self.count("service_error");
             match e {
-                crate::agent::AgentError::Capacity => {
-                    ApiError::too_many_requests("ConcurrentInvocationLimitExceeded", "Rate Exceeded.")
-                }
+                crate::agent::AgentError::Capacity => ApiError::too_many_requests(
+                    "ConcurrentInvocationLimitExceeded",
+                    "Rate Exceeded.",
+                ),
                 other => ApiError::service(other.to_string()),
             }
         })?;
-        self.count(if out.function_error.is_some() { "function_error" } else { "success" });
+        self.count(if out.function_error.is_some() {
+            "function_error"
+        } else {
+            "success"
+        });
         Ok(invoke_response(out, &version))
     }
 
     fn count(&self, outcome: &'static str) {
-        self.metrics.router.invocations.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.metrics
+            .router
+            .invocations
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 }
 
@@ -234,7 +309,10 @@ fn invoke_response(out: InvokeResponse, version: &str) -> Resp {
             h.insert("x-amz-log-result", v);
         }
     }
-    h.insert("x-hearth-cold-start", HeaderValue::from_static(if out.cold_start { "true" } else { "false" }));
+    h.insert(
+        "x-hearth-cold-start",
+        HeaderValue::from_static(if out.cold_start { "true" } else { "false" }),
+    );
     if let Ok(v) = HeaderValue::from_str(&out.instance_id) {
         h.insert("x-hearth-instance", v);
     }
@@ -243,10 +321,17 @@ fn invoke_response(out: InvokeResponse, version: &str) -> Resp {
 
 /// An X-Ray style trace id: `Root=1-<epoch hex>-<24 hex>;Parent=<16 hex>;Sampled=0`.
 fn new_trace_id() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let a = uuid::Uuid::new_v4().simple().to_string();
     let b = uuid::Uuid::new_v4().simple().to_string();
-    format!("Root=1-{secs:08x}-{};Parent={};Sampled=0", &a[..24], &b[..16])
+    format!(
+        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
+        &a[..24],
+        &b[..16]
+    )
 }
 
 #[cfg(test)]
@@ -255,12 +340,18 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route("/2015-03-31/functions/f/invocations"), Route::Invoke("f"));
+        assert_eq!(
+            route("/2015-03-31/functions/f/invocations"),
+            Route::Invoke("f")
+        );
         assert_eq!(route("/2015-03-31/functions/f"), Route::Management);
         assert_eq!(route("/2015-03-31/functions"), Route::Management);
         assert_eq!(route("/hearth/v1/code/ab.zip"), Route::Code("ab"));
         assert_eq!(route("/"), Route::Unknown);
-        assert_eq!(route("/2015-03-31/functions/f/invocations/x"), Route::Management);
+        assert_eq!(
+            route("/2015-03-31/functions/f/invocations/x"),
+            Route::Management
+        );
     }
 
     #[test]

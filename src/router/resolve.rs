@@ -21,10 +21,18 @@ impl Resolver {
     pub fn new(control: Arc<Control>) -> Self {
         let changes = control.changes();
         let rev = *changes.borrow();
-        Resolver { control, changes, cache: Mutex::new((rev, HashMap::new())) }
+        Resolver {
+            control,
+            changes,
+            cache: Mutex::new((rev, HashMap::new())),
+        }
     }
 
-    pub fn resolve(&self, name: &str, qualifier: Option<&str>) -> Result<Arc<VersionDescriptor>, ApiError> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Arc<VersionDescriptor>, ApiError> {
         let key = (name.to_string(), qualifier.unwrap_or("$LATEST").to_string());
         let rev = *self.changes.borrow();
         {
@@ -49,7 +57,11 @@ impl Resolver {
 fn descriptor(v: &StoredVersion, control: &Control) -> VersionDescriptor {
     let c = &v.config;
     VersionDescriptor {
-        function_arn: crate::api::names::function_arn(control.region(), control.account(), &c.function_name),
+        function_arn: crate::api::names::function_arn(
+            control.region(),
+            control.account(),
+            &c.function_name,
+        ),
         function_name: c.function_name.clone(),
         version: c.version.clone(),
         code_sha256: v.code_sha256_hex.clone(),
@@ -57,7 +69,11 @@ fn descriptor(v: &StoredVersion, control: &Control) -> VersionDescriptor {
         handler: c.handler.clone(),
         memory_mb: c.memory_size,
         timeout_secs: c.timeout,
-        environment: c.environment.as_ref().map(|e| e.variables.clone()).unwrap_or_default(),
+        environment: c
+            .environment
+            .as_ref()
+            .map(|e| e.variables.clone())
+            .unwrap_or_default(),
         revision_id: c.revision_id.clone(),
     }
 }

@@ -40,9 +40,19 @@ pub trait MetadataStore: Send + Sync {
         name: &str,
         make: &dyn Fn(&StoredVersion, u64) -> StoredVersion,
     ) -> Result<(StoredVersion, u64), StoreError>;
-    fn get(&self, tenant: &str, name: &str, version: &str) -> Result<Option<StoredVersion>, StoreError>;
+    fn get(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredVersion>, StoreError>;
     /// `$LATEST` of each function, by name, after `after`, at most `limit`.
-    fn list_latest(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredVersion>, StoreError>;
+    fn list_latest(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredVersion>, StoreError>;
     /// Every version of a function, `$LATEST` first, then by number.
     fn list_versions(&self, tenant: &str, name: &str) -> Result<Vec<StoredVersion>, StoreError>;
     /// Deletes a whole function (`version` None) or one published version.

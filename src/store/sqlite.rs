@@ -36,7 +36,9 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Runs `f` in a write transaction that also records one change-feed entry.
@@ -50,8 +52,11 @@ impl SqliteStore {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction().map_err(db)?;
         let out = f(&tx)?;
-        tx.execute("UPDATE revision SET rev = rev + 1 WHERE id = 0", []).map_err(db)?;
-        let rev: i64 = tx.query_row("SELECT rev FROM revision WHERE id = 0", [], |r| r.get(0)).map_err(db)?;
+        tx.execute("UPDATE revision SET rev = rev + 1 WHERE id = 0", [])
+            .map_err(db)?;
+        let rev: i64 = tx
+            .query_row("SELECT rev FROM revision WHERE id = 0", [], |r| r.get(0))
+            .map_err(db)?;
         tx.execute(
             "INSERT INTO changes (rev, tenant, kind, key) VALUES (?1, ?2, ?3, ?4)",
             params![rev, tenant, kind, key],
@@ -62,7 +67,12 @@ impl SqliteStore {
     }
 }
 
-fn insert_version(tx: &Transaction, tenant: &str, num: u64, v: &StoredVersion) -> Result<(), StoreError> {
+fn insert_version(
+    tx: &Transaction,
+    tenant: &str,
+    num: u64,
+    v: &StoredVersion,
+) -> Result<(), StoreError> {
     let json = serde_json::to_string(&v.config).map_err(db)?;
     tx.execute(
         "INSERT OR REPLACE INTO versions (tenant, name, version, num, config, code_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -74,10 +84,18 @@ fn insert_version(tx: &Transaction, tenant: &str, num: u64, v: &StoredVersion) -
 
 fn row_to_version(config: String, sha: String) -> Result<StoredVersion, StoreError> {
     let config: FunctionConfiguration = serde_json::from_str(&config).map_err(db)?;
-    Ok(StoredVersion { config, code_sha256_hex: sha })
+    Ok(StoredVersion {
+        config,
+        code_sha256_hex: sha,
+    })
 }
 
-fn get_in(tx: &Connection, tenant: &str, name: &str, version: &str) -> Result<Option<StoredVersion>, StoreError> {
+fn get_in(
+    tx: &Connection,
+    tenant: &str,
+    name: &str,
+    version: &str,
+) -> Result<Option<StoredVersion>, StoreError> {
     let row: Option<(String, String)> = tx
         .query_row(
             "SELECT config, code_sha256 FROM versions WHERE tenant = ?1 AND name = ?2 AND version = ?3",
@@ -89,18 +107,40 @@ fn get_in(tx: &Connection, tenant: &str, name: &str, version: &str) -> Result<Op
     row.map(|(c, s)| row_to_version(c, s)).transpose()
 }
 
-fn query_versions(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<StoredVersion>, StoreError> {
+fn query_versions(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<StoredVersion>, StoreError> {
     let mut stmt = conn.prepare(sql).map_err(db)?;
-    let rows = stmt.query_map(args, |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
-    rows.map(|r| r.map_err(db).and_then(|(c, s)| row_to_version(c, s))).collect()
+    let rows = stmt
+        .query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db)?;
+    rows.map(|r| r.map_err(db).and_then(|(c, s)| row_to_version(c, s)))
+        .collect()
 }
 
 /// What makes two versions the same for PublishVersion: code and runtime-relevant settings.
 fn same_content(a: &StoredVersion, b: &StoredVersion) -> bool {
     let (x, y) = (&a.config, &b.config);
     a.code_sha256_hex == b.code_sha256_hex
-        && (&x.runtime, &x.handler, x.memory_size, x.timeout, &x.environment, &x.role, &x.description)
-            == (&y.runtime, &y.handler, y.memory_size, y.timeout, &y.environment, &y.role, &y.description)
+        && (
+            &x.runtime,
+            &x.handler,
+            x.memory_size,
+            x.timeout,
+            &x.environment,
+            &x.role,
+            &x.description,
+        ) == (
+            &y.runtime,
+            &y.handler,
+            y.memory_size,
+            y.timeout,
+            &y.environment,
+            &y.role,
+            &y.description,
+        )
 }
 
 impl MetadataStore for SqliteStore {
@@ -108,7 +148,10 @@ impl MetadataStore for SqliteStore {
         let name = &latest.config.function_name;
         let ((), rev) = self.write(tenant, name, "function", |tx| {
             let n = tx
-                .execute("INSERT OR IGNORE INTO functions (tenant, name) VALUES (?1, ?2)", params![tenant, name])
+                .execute(
+                    "INSERT OR IGNORE INTO functions (tenant, name) VALUES (?1, ?2)",
+                    params![tenant, name],
+                )
                 .map_err(db)?;
             if n == 0 {
                 return Err(StoreError::Conflict);
@@ -159,12 +202,22 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    fn get(&self, tenant: &str, name: &str, version: &str) -> Result<Option<StoredVersion>, StoreError> {
+    fn get(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredVersion>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         get_in(&conn, tenant, name, version)
     }
 
-    fn list_latest(&self, tenant: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredVersion>, StoreError> {
+    fn list_latest(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredVersion>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         query_versions(
             &conn,
@@ -203,6 +256,10 @@ impl MetadataStore for SqliteStore {
 
     fn revision(&self) -> Result<u64, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row("SELECT rev FROM revision WHERE id = 0", [], |r| r.get::<_, i64>(0)).map(|r| r as u64).map_err(db)
+        conn.query_row("SELECT rev FROM revision WHERE id = 0", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|r| r as u64)
+        .map_err(db)
     }
 }

@@ -56,10 +56,17 @@ impl Hearth {
         Self::start_with("")
     }
 
-    /// Starts with extra TOML appended to the test config (top-level keys first!).
+    /// Starts with a config file holding `extra_config` (runtimes dir, cgroup prefix and log
+    /// level come from `HEARTH_*` variables).
     pub fn start_with(extra_config: &str) -> Hearth {
-        let dir = tempfile::Builder::new().prefix("hearth-test-").tempdir().unwrap();
-        let prefix = format!("hearth-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-test-")
+            .tempdir()
+            .unwrap();
+        let prefix = format!(
+            "hearth-test-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
         let http = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -84,24 +91,31 @@ impl Hearth {
 
     fn launch(&mut self) {
         let config = self.dir.path().join("hearth.toml");
-        let text = format!(
-            "{}\nlog = \"info,hearth::access=warn\"\n[runtimes]\ndir = {:?}\n[agent]\ncgroup_prefix = {:?}\n",
-            self.extra_config,
-            runtimes_dir(),
-            self.prefix
-        );
-        std::fs::write(&config, text).unwrap();
+        std::fs::write(&config, &self.extra_config).unwrap();
         let ready = self.dir.path().join("ready.json");
         let _ = std::fs::remove_file(&ready);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         let child = Command::new(BIN)
             .arg("serve")
             .arg("--config")
             .arg(&config)
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--ready-file"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--ready-file",
+            ])
             .arg(&ready)
+            .env("HEARTH_RUNTIMES_DIR", runtimes_dir())
+            .env("HEARTH_CGROUP_PREFIX", &self.prefix)
+            .env("HEARTH_LOG", "info,hearth::access=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -111,12 +125,20 @@ impl Hearth {
         let deadline = Instant::now() + Duration::from_secs(300);
         while !ready.exists() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("hearth serve exited ({status}) before ready:\n{}", self.log());
+                panic!(
+                    "hearth serve exited ({status}) before ready:\n{}",
+                    self.log()
+                );
             }
-            assert!(Instant::now() < deadline, "hearth serve not ready:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "hearth serve not ready:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
         self.endpoint = format!("http://{}", r["listen"].as_str().unwrap());
         self.admin = format!("http://{}", r["admin_listen"].as_str().unwrap());
     }
@@ -136,7 +158,11 @@ impl Hearth {
     /// SIGTERM, wait, and return the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(s) = child.try_wait().unwrap() {
@@ -158,7 +184,11 @@ impl Hearth {
 
     /// Runs a client command (`hearth fn …`, `hearth invoke …`) against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN).args(args).env("HEARTH_ENDPOINT", &self.endpoint).output().unwrap()
+        Command::new(BIN)
+            .args(args)
+            .env("HEARTH_ENDPOINT", &self.endpoint)
+            .output()
+            .unwrap()
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
@@ -167,18 +197,38 @@ impl Hearth {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = self.http.run(req.body(body.to_vec()).unwrap()).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let resp = self
+            .http
+            .run(req.body(body.to_vec()).unwrap())
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.into_body().with_config().limit(64 * 1024 * 1024).read_to_vec().unwrap();
-        Resp { status, headers, body }
+        let body = resp
+            .into_body()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap();
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn get_admin(&self, path: &str) -> Resp {
-        let resp = self.http.get(format!("{}{path}", self.admin)).call().unwrap();
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.admin))
+            .call()
+            .unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        Resp { status, headers, body: resp.into_body().read_to_vec().unwrap() }
+        Resp {
+            status,
+            headers,
+            body: resp.into_body().read_to_vec().unwrap(),
+        }
     }
 
     pub fn invoke(&self, name: &str, payload: &str) -> Resp {
@@ -186,23 +236,46 @@ impl Hearth {
     }
 
     pub fn invoke_with(&self, name: &str, headers: &[(&str, &str)], payload: &str) -> Resp {
-        self.request("POST", &format!("/2015-03-31/functions/{name}/invocations"), headers, payload.as_bytes())
+        self.request(
+            "POST",
+            &format!("/2015-03-31/functions/{name}/invocations"),
+            headers,
+            payload.as_bytes(),
+        )
     }
 
     /// CreateFunction with a zip, through the management API.
     pub fn create(&self, body: serde_json::Value) -> Resp {
-        self.request("POST", "/2015-03-31/functions", &[], body.to_string().as_bytes())
+        self.request(
+            "POST",
+            "/2015-03-31/functions",
+            &[],
+            body.to_string().as_bytes(),
+        )
     }
 
     /// Deploys a sample from `examples/functions/` (or any directory) with the CLI.
     pub fn deploy(&self, name: &str, runtime: &str, handler: &str, code: &Path, extra: &[&str]) {
-        let mut args = vec!["fn", "create", name, "--runtime", runtime, "--code", code.to_str().unwrap()];
+        let mut args = vec![
+            "fn",
+            "create",
+            name,
+            "--runtime",
+            runtime,
+            "--code",
+            code.to_str().unwrap(),
+        ];
         if !handler.is_empty() {
             args.extend(["--handler", handler]);
         }
         args.extend(extra);
         let out = self.cli(&args);
-        assert!(out.status.success(), "fn create {name}: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log());
+        assert!(
+            out.status.success(),
+            "fn create {name}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
     }
 
     /// Host processes that belong to this server's sandboxes (via its cgroups).
@@ -231,7 +304,9 @@ impl Drop for Hearth {
 /// Kills whatever is left in `<controller>/<prefix>/*` and removes the directories.
 pub fn cleanup_cgroups(prefix: &str) {
     for controller in ["memory", "pids", "cpu", "cpuacct", "cpu,cpuacct"] {
-        let root = PathBuf::from("/sys/fs/cgroup").join(controller).join(prefix);
+        let root = PathBuf::from("/sys/fs/cgroup")
+            .join(controller)
+            .join(prefix);
         if !root.exists() {
             continue;
         }
@@ -248,7 +323,10 @@ fn kill_and_remove(dir: &Path) {
     for _ in 0..100 {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
         for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
             return;
@@ -264,28 +342,41 @@ pub fn example(name: &str) -> PathBuf {
 
 /// The hello-rs `bootstrap`, built on demand, in a directory ready to deploy.
 pub fn hello_rs_package() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo().join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target"));
     let bin = target.join("debug/bootstrap");
     if !bin.exists() {
-        let status = Command::new(env!("CARGO")).args(["build", "-q", "-p", "hello-rs"]).current_dir(repo()).status().unwrap();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "hello-rs"])
+            .current_dir(repo())
+            .status()
+            .unwrap();
         assert!(status.success(), "cargo build -p hello-rs failed");
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("hello-rs-pkg-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hello-rs-pkg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(&bin, dir.join("bootstrap")).unwrap();
     dir
 }
 
-/// Builds a zip in memory from (name, unix mode, contents).
+/// Builds a zip in memory from (name, unix mode, contents); mode 0o120xxx makes a symlink
+/// entry whose target is the contents.
 pub fn zip_of(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut w = zip::ZipWriter::new(&mut buf);
         for (name, mode, data) in files {
-            let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
-            w.start_file(*name, opts).unwrap();
-            w.write_all(data).unwrap();
+            let opts = zip::write::SimpleFileOptions::default().unix_permissions(*mode & 0o7777);
+            if mode & 0o170000 == 0o120000 {
+                w.add_symlink(*name, std::str::from_utf8(data).unwrap(), opts)
+                    .unwrap();
+            } else {
+                w.start_file(*name, opts).unwrap();
+                w.write_all(data).unwrap();
+            }
         }
         w.finish().unwrap();
     }
