@@ -331,6 +331,25 @@ async fn new_driver_reaps_leftovers_of_a_previous_run() {
     h.assert_cgroups_gone("leftover");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_are_independent() {
+    let h = Harness::new();
+    let create = |i: i32| {
+        let spec = h.spec(
+            &format!("par-{i}"),
+            &["/bin/sh", "-c", &format!("exit {i}")],
+        );
+        h.driver.create(spec)
+    };
+    let (a, b, c, d) = tokio::join!(create(0), create(1), create(2), create(3));
+    for (i, sandbox) in [a, b, c, d].into_iter().enumerate() {
+        let sandbox = sandbox.unwrap();
+        assert_eq!(wait_exit(&sandbox).await, ExitReason::Exited(i as i32));
+        sandbox.destroy().await.unwrap();
+        h.assert_cgroups_gone(&format!("par-{i}"));
+    }
+}
+
 /// Rough cost of one `create` with a trivial runtime; run with
 /// `cargo test --release --test sandbox -- --ignored --nocapture create_timing`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
