@@ -54,6 +54,8 @@ pub enum InitError {
     Report(std::io::Error),
     #[error("waiting for the sandbox's pid 1: {0}")]
     Wait(Errno),
+    #[error("the helper died while pid 1 started")]
+    HelperGone,
     #[error("hostname: {0}")]
     Hostname(Errno),
     #[error("making mounts private: {0}")]
@@ -157,16 +159,18 @@ fn helper(reporter: &mut Reporter) -> Result<ExitReason, InitError> {
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS;
     unshare(flags).map_err(InitError::Unshare)?;
-    // Fork pid 1; it tells us how the runtime ended on a private pipe.
+    // Fork pid 1; it tells us how the runtime ended on a private pipe, and checks through a
+    // pidfd of ours that we did not die before its parent-death signal was armed.
     let (end_r, end_w) = pipe2(OFlag::O_CLOEXEC).map_err(InitError::Pipe)?;
+    let helper = sys::pidfd_open(std::process::id() as i32).map_err(InitError::Fork)?;
     let pid1 = match sys::fork_single_threaded().map_err(InitError::Fork)? {
         ForkResult::Child => {
             drop(end_r);
-            pid1_main(&req, reporter, end_w)
+            pid1_main(&req, reporter, end_w, helper)
         }
         ForkResult::Parent { child } => child,
     };
-    drop(end_w);
+    drop((end_w, helper));
     // Report pid 1's host pid, then let go of the status pipe (pid 1 and the runtime hold it).
     reporter
         .send(&Status::Pid(pid1.as_raw()))
@@ -203,8 +207,8 @@ fn wait_pid1(pid1: Pid, end_r: OwnedFd) -> Result<ExitReason, InitError> {
 }
 
 /// Pid 1 of the sandbox: never returns.
-fn pid1_main(req: &InitRequest, reporter: &mut Reporter, end_w: OwnedFd) -> ! {
-    let runtime = match pid1_setup(req, reporter) {
+fn pid1_main(req: &InitRequest, reporter: &mut Reporter, end_w: OwnedFd, helper: OwnedFd) -> ! {
+    let runtime = match pid1_setup(req, reporter, helper) {
         Ok(pid) => pid,
         Err(e) => fail(reporter, &e),
     };
@@ -215,9 +219,17 @@ fn pid1_main(req: &InitRequest, reporter: &mut Reporter, end_w: OwnedFd) -> ! {
 }
 
 /// Builds the sandbox's root and forks the runtime; returns the runtime's pid.
-fn pid1_setup(req: &InitRequest, reporter: &mut Reporter) -> Result<Pid, InitError> {
-    // Die with the helper.
+fn pid1_setup(
+    req: &InitRequest,
+    reporter: &mut Reporter,
+    helper: OwnedFd,
+) -> Result<Pid, InitError> {
+    // Die with the helper (and if it died before the signal was armed, stop here).
     prctl::set_pdeathsig(Signal::SIGKILL).map_err(InitError::DeathSignal)?;
+    if sys::pidfd_exited(helper.as_fd()).unwrap_or(true) {
+        return Err(InitError::HelperGone);
+    }
+    drop(helper);
     // Our own hostname (new uts namespace).
     nix::unistd::sethostname(&req.instance_id).map_err(InitError::Hostname)?;
     // Nothing mounted from here on may propagate back to the host.
@@ -271,8 +283,7 @@ fn runtime_exec(req: &InitRequest) -> InitError {
 type ExecArgs = (CString, Vec<CString>, Vec<CString>);
 
 fn runtime_setup(req: &InitRequest) -> Result<ExecArgs, InitError> {
-    // argv and the exact environment, as C strings (prepared while allocation is still cheap
-    // to report on).
+    // argv and the exact environment, as C strings.
     let args = exec_args(req)?;
     // cwd /var/task, stdin /dev/null.
     std::env::set_current_dir("/var/task").map_err(InitError::Chdir)?;

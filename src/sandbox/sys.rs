@@ -45,6 +45,18 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: Signal) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the process behind `pidfd` has exited (a pidfd polls readable then); no waiting.
+pub fn pidfd_exited(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd` that outlives the call, count 1, timeout 0 (no blocking).
+    let ready = cvt(unsafe { libc::poll(&mut pfd, 1, 0) }.into())?;
+    Ok(ready > 0)
+}
+
 /// Sets `IFF_UP` on the interface `name` of the calling thread's network namespace.
 pub fn interface_up(name: &str) -> io::Result<()> {
     let sock = socket(
