@@ -32,8 +32,8 @@ enum Route<'a> {
     Unknown,
 }
 
-fn route(path: &str) -> Route<'_> {
-    if let Some(name) = invoke::invoke_path(path) {
+fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
+    if let Some(name) = invoke::invoke_path(path).filter(|_| method == ::http::Method::POST) {
         Route::Invoke(name)
     } else if let Some(sha) = path
         .strip_prefix("/hearth/v1/code/")
@@ -80,7 +80,7 @@ impl Router {
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let result = match route(&path) {
+        let result = match route(&method, &path) {
             Route::Invoke(name) => {
                 let name = name.to_string();
                 self.invoke(req, &name, &request_id).await
@@ -113,7 +113,7 @@ impl Router {
             resp.headers_mut().entry("x-amzn-requestid").or_insert(v);
         }
         let elapsed = started.elapsed();
-        if route(path) != Route::Management {
+        if route(method, path) != Route::Management {
             self.metrics
                 .router
                 .invoke_duration
@@ -340,18 +340,15 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(
-            route("/2015-03-31/functions/f/invocations"),
-            Route::Invoke("f")
-        );
-        assert_eq!(route("/2015-03-31/functions/f"), Route::Management);
-        assert_eq!(route("/2015-03-31/functions"), Route::Management);
-        assert_eq!(route("/hearth/v1/code/ab.zip"), Route::Code("ab"));
-        assert_eq!(route("/"), Route::Unknown);
-        assert_eq!(
-            route("/2015-03-31/functions/f/invocations/x"),
-            Route::Management
-        );
+        use ::http::Method;
+        let (get, post) = (Method::GET, Method::POST);
+        assert_eq!(route(&post, "/2015-03-31/functions/f/invocations"), Route::Invoke("f"));
+        assert_eq!(route(&get, "/2015-03-31/functions/f/invocations"), Route::Management);
+        assert_eq!(route(&get, "/2015-03-31/functions/f"), Route::Management);
+        assert_eq!(route(&post, "/2015-03-31/functions"), Route::Management);
+        assert_eq!(route(&get, "/hearth/v1/code/ab.zip"), Route::Code("ab"));
+        assert_eq!(route(&get, "/"), Route::Unknown);
+        assert_eq!(route(&post, "/2015-03-31/functions/f/invocations/x"), Route::Management);
     }
 
     #[test]

@@ -13,8 +13,9 @@ use super::protocol::InitRequest;
 /// The sandbox user's name in `/etc/passwd` (Lambda's).
 pub const SANDBOX_USER: &str = "sbx_user1051";
 
-/// Host files bind-mounted read-only when they exist (CA certificates, loader cache).
-const OPTIONAL_HOST_FILES: [&str; 2] = ["/etc/ssl/certs", "/etc/ld.so.cache"];
+/// Host files bind-mounted read-only when they exist: CA certificates, the loader cache, and
+/// Debian's alternatives links (`/usr/bin/awk` and friends point through `/etc/alternatives`).
+const OPTIONAL_HOST_FILES: [&str; 3] = ["/etc/ssl/certs", "/etc/ld.so.cache", "/etc/alternatives"];
 
 /// Host devices bind-mounted into the sandbox's `/dev`.
 const DEVICES: [&str; 4] = ["null", "zero", "random", "urandom"];
