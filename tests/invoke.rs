@@ -486,3 +486,41 @@ fn functions_survive_a_restart() {
     let out = h.cli(&["fn", "get", "keep"]);
     assert!(out.status.success());
 }
+
+#[test]
+fn unrunnable_entrypoint_and_init_errors_are_function_errors() {
+    let h = Hearth::start();
+    let dir = h.dir.path().join("badinterp");
+    write_bootstrap(&dir, "#!/no/such/interpreter\n");
+    h.deploy("badinterp", "provided", "", &dir, &[]);
+    let r = h.invoke("badinterp", "{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(
+        r.json()["errorType"],
+        "Runtime.InvalidEntrypoint",
+        "{}",
+        r.text()
+    );
+
+    h.deploy(
+        "nomodule",
+        "python3.11",
+        "missing.handler",
+        &example("hello-py"),
+        &[],
+    );
+    let r = h.invoke("nomodule", "{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(
+        r.json()["errorType"],
+        "Runtime.ImportModuleError",
+        "{}",
+        r.text()
+    );
+    wait_no_sandbox_processes(&h);
+    // The server stays healthy for working functions.
+    h.deploy("echo", "provided", "", &example("echo-sh"), &[]);
+    assert_eq!(h.invoke("echo", r#"{"ok":true}"#).json()["ok"], true);
+}

@@ -12,7 +12,7 @@ use crate::api::VersionDescriptor;
 use crate::codestore::{LocalCodeStore, NodeCache, ZipLimits};
 use crate::config::Config;
 use crate::metrics::{Metrics, OutcomeLabel};
-use crate::sandbox::{DriverConfig, ProcessDriver, SandboxSpec};
+use crate::sandbox::{DriverConfig, ProcessDriver, SandboxError, SandboxSpec};
 use bytes::Bytes;
 use pool::Pools;
 use std::path::PathBuf;
@@ -64,6 +64,36 @@ impl AgentError {
             AgentError::Draining => "draining",
             AgentError::StartingFailed(_) => "starting-failed",
         }
+    }
+}
+
+/// Why a cold start did not produce an instance.
+enum Started {
+    /// A platform problem: the invocation did not start and may be placed elsewhere.
+    Refused(AgentError),
+    /// The function's own entry point cannot run: a function error, as Lambda reports it.
+    BadEntrypoint(String),
+}
+
+impl From<AgentError> for Started {
+    fn from(e: AgentError) -> Self {
+        Started::Refused(e)
+    }
+}
+
+/// Lambda's answer when the runtime's entry point cannot be started.
+fn invalid_entrypoint(req: &InvokeRequest, msg: &str) -> InvokeResponse {
+    let body = serde_json::json!({
+        "errorType": "Runtime.InvalidEntrypoint",
+        "errorMessage": format!("RequestId: {} Error: {msg}", req.request_id),
+    });
+    InvokeResponse {
+        body: Bytes::from(body.to_string()),
+        function_error: Some("Unhandled"),
+        cold_start: true,
+        instance_id: String::new(),
+        idle: 0,
+        log_tail: req.log_tail.then(Vec::new),
     }
 }
 
@@ -184,7 +214,11 @@ impl Agent {
         }
         let (inst, cold) = match self.pools.take_idle(&key)? {
             Some(inst) => (inst, false),
-            None => (self.cold_start(&req.descriptor).await?, true),
+            None => match self.cold_start(&req.descriptor).await {
+                Ok(inst) => (inst, true),
+                Err(Started::Refused(e)) => return Err(e),
+                Err(Started::BadEntrypoint(msg)) => return Ok(invalid_entrypoint(&req, &msg)),
+            },
         };
         let call = Call {
             request_id: req.request_id,
@@ -228,7 +262,7 @@ impl Agent {
     }
 
     /// Cold start: node cache, runtime, sandbox, Runtime API.
-    async fn cold_start(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, AgentError> {
+    async fn cold_start(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, Started> {
         self.metrics.agent.cold_starts.inc();
         let started = Instant::now();
         let result = self.build_instance(d).await;
@@ -242,13 +276,10 @@ impl Agent {
         result
     }
 
-    async fn build_instance(
-        &self,
-        d: &Arc<VersionDescriptor>,
-    ) -> Result<Arc<Instance>, AgentError> {
+    async fn build_instance(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, Started> {
         let fail = |e: String| {
             tracing::error!(function = %d.function_name, error = %e, "cold start failed");
-            AgentError::StartingFailed(e)
+            Started::Refused(AgentError::StartingFailed(e))
         };
         let s = &self.settings;
         let launch = crate::runtimes::launch(&s.runtimes_dir, &s.python, &d.runtime, &d.handler)
@@ -268,11 +299,11 @@ impl Agent {
             memory_mb: d.memory_mb,
             tmp_size_mb: (d.memory_mb / 2).min(512),
         };
-        let sandbox = self
-            .driver
-            .create(spec)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        let sandbox = match self.driver.create(spec).await {
+            Ok(s) => s,
+            Err(SandboxError::Exec(msg)) => return Err(Started::BadEntrypoint(msg)),
+            Err(e) => return Err(fail(e.to_string())),
+        };
         let log_file = s.logs_dir.join(&d.function_name).join(format!("{id}.log"));
         let log = logs::InstanceLog::new(
             sandbox

@@ -342,13 +342,22 @@ mod tests {
     fn routes() {
         use ::http::Method;
         let (get, post) = (Method::GET, Method::POST);
-        assert_eq!(route(&post, "/2015-03-31/functions/f/invocations"), Route::Invoke("f"));
-        assert_eq!(route(&get, "/2015-03-31/functions/f/invocations"), Route::Management);
+        assert_eq!(
+            route(&post, "/2015-03-31/functions/f/invocations"),
+            Route::Invoke("f")
+        );
+        assert_eq!(
+            route(&get, "/2015-03-31/functions/f/invocations"),
+            Route::Management
+        );
         assert_eq!(route(&get, "/2015-03-31/functions/f"), Route::Management);
         assert_eq!(route(&post, "/2015-03-31/functions"), Route::Management);
         assert_eq!(route(&get, "/hearth/v1/code/ab.zip"), Route::Code("ab"));
         assert_eq!(route(&get, "/"), Route::Unknown);
-        assert_eq!(route(&post, "/2015-03-31/functions/f/invocations/x"), Route::Management);
+        assert_eq!(
+            route(&post, "/2015-03-31/functions/f/invocations/x"),
+            Route::Management
+        );
     }
 
     #[test]
