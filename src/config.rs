@@ -168,10 +168,10 @@ impl Config {
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
         for (var, key) in ENV_OVERRIDES {
-            if let Some(value) = env(var) {
-                if let Err(e) = self.set(key, &value) {
-                    errors.push(format!("{var}: {e}"));
-                }
+            if let Some(value) = env(var)
+                && let Err(e) = self.set(key, &value)
+            {
+                errors.push(format!("{var}: {e}"));
             }
         }
         if errors.is_empty() {

@@ -288,11 +288,10 @@ impl Instance {
         if self
             .first_call
             .swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Some(first) = *self.chan.first_next.borrow()
         {
-            if let Some(first) = *self.chan.first_next.borrow() {
-                let init = first.duration_since(self.created).as_secs_f64() * 1000.0;
-                line.push_str(&format!("\tInit Duration: {init:.2} ms"));
-            }
+            let init = first.duration_since(self.created).as_secs_f64() * 1000.0;
+            line.push_str(&format!("\tInit Duration: {init:.2} ms"));
         }
         line.push('\n');
         self.log.append(line.as_bytes());

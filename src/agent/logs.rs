@@ -111,10 +111,10 @@ impl InstanceLog {
 }
 
 fn push(st: &mut State, bytes: &[u8]) {
-    if let Some(f) = st.file.as_mut() {
-        if f.write_all(bytes).is_err() {
-            st.file = None;
-        }
+    if let Some(f) = st.file.as_mut()
+        && f.write_all(bytes).is_err()
+    {
+        st.file = None;
     }
     st.recent.extend(bytes);
     let excess = st.recent.len().saturating_sub(KEEP);

@@ -228,13 +228,11 @@ impl Agent {
             trace_id: req.trace_id,
         };
         let result = inst.call(call, self.settings.init_timeout).await;
-        if cold {
-            if let Some(d) = inst.init_duration() {
-                self.metrics
-                    .agent
-                    .cold_start_duration
-                    .observe(d.as_secs_f64());
-            }
+        if cold && let Some(d) = inst.init_duration() {
+            self.metrics
+                .agent
+                .cold_start_duration
+                .observe(d.as_secs_f64());
         }
         if let Some(kind) = result.error_kind {
             self.metrics

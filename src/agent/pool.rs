@@ -43,10 +43,10 @@ impl Pools {
         if g.draining {
             return Err(AgentError::Draining);
         }
-        if let Some(list) = g.idle.get_mut(key) {
-            if let Some(pos) = list.iter().rposition(|(i, _)| i.alive()) {
-                return Ok(Some(list.remove(pos).0));
-            }
+        if let Some(list) = g.idle.get_mut(key)
+            && let Some(pos) = list.iter().rposition(|(i, _)| i.alive())
+        {
+            return Ok(Some(list.remove(pos).0));
         }
         if g.live >= self.max {
             return Err(AgentError::Capacity);

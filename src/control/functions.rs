@@ -138,7 +138,7 @@ impl Control {
                 last_modified: now_last_modified(),
                 code_sha256: base64_sha(&sha),
                 version: LATEST.into(),
-                environment: (!env.is_empty()).then(|| EnvironmentResponse { variables: env }),
+                environment: (!env.is_empty()).then_some(EnvironmentResponse { variables: env }),
                 revision_id: new_revision(),
                 state: "Active".into(),
                 state_reason: None,
@@ -344,13 +344,13 @@ impl Control {
         let req: PublishVersionRequest = parse_body(&body)?;
         let latest = self.lookup(name, None)?;
         Self::check_revision(&latest, req.revision_id.as_deref())?;
-        if let Some(sha) = req.code_sha256.as_deref() {
-            if sha != latest.config.code_sha256 {
-                return Err(ApiError::invalid_parameter(format!(
-                    "CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the current CodeSHA256.",
-                    latest.config.code_sha256
-                )));
-            }
+        if let Some(sha) = req.code_sha256.as_deref()
+            && sha != latest.config.code_sha256
+        {
+            return Err(ApiError::invalid_parameter(format!(
+                "CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the current CodeSHA256.",
+                latest.config.code_sha256
+            )));
         }
         let v = self.publish_latest(name, req.description.as_deref())?;
         Reply::json(StatusCode::CREATED, &v.config)

@@ -158,12 +158,12 @@ pub fn unsupported(
             "PackageType Image is not supported by hearth; deploy a .zip package.",
         ));
     }
-    if let Some(archs) = architectures {
-        if archs.iter().any(|a| a != "x86_64") || archs.len() > 1 {
-            return Err(ApiError::invalid_parameter(
-                "Only the x86_64 architecture is supported by hearth.",
-            ));
-        }
+    if let Some(archs) = architectures
+        && (archs.iter().any(|a| a != "x86_64") || archs.len() > 1)
+    {
+        return Err(ApiError::invalid_parameter(
+            "Only the x86_64 architecture is supported by hearth.",
+        ));
     }
     if layers.is_some_and(|l| !l.is_empty()) {
         return Err(ApiError::invalid_parameter(

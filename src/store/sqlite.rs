@@ -185,11 +185,10 @@ impl MetadataStore for SqliteStore {
                 "SELECT config, code_sha256 FROM versions WHERE tenant = ?1 AND name = ?2 AND num > 0 ORDER BY num DESC LIMIT 1",
                 params![tenant, name],
             )?;
-            if let Some(newest) = newest.into_iter().next() {
-                if same_content(&newest, &latest) {
+            if let Some(newest) = newest.into_iter().next()
+                && same_content(&newest, &latest) {
                     return Ok(newest);
                 }
-            }
             let num: i64 = tx
                 .query_row("SELECT next_version FROM functions WHERE tenant = ?1 AND name = ?2", params![tenant, name], |r| r.get(0))
                 .map_err(db)?;
