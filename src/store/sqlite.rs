@@ -122,25 +122,21 @@ fn query_versions(
 
 /// What makes two versions the same for PublishVersion: code and runtime-relevant settings.
 fn same_content(a: &StoredVersion, b: &StoredVersion) -> bool {
-    let (x, y) = (&a.config, &b.config);
-    a.code_sha256_hex == b.code_sha256_hex
-        && (
-            &x.runtime,
-            &x.handler,
-            x.memory_size,
-            x.timeout,
-            &x.environment,
-            &x.role,
-            &x.description,
-        ) == (
-            &y.runtime,
-            &y.handler,
-            y.memory_size,
-            y.timeout,
-            &y.environment,
-            &y.role,
-            &y.description,
+    // The description is left out: PublishVersion's `Description` overrides it per version.
+    let key = |v: &StoredVersion| {
+        let c = &v.config;
+        let code = v.code_sha256_hex.clone();
+        (
+            code,
+            c.runtime.clone(),
+            c.handler.clone(),
+            c.memory_size,
+            c.timeout,
+            c.environment.clone(),
+            c.role.clone(),
         )
+    };
+    key(a) == key(b)
 }
 
 impl MetadataStore for SqliteStore {
