@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Largest event or response body (Lambda's synchronous payload limit).
 const MAX_BODY: usize = 6 * 1024 * 1024;
@@ -92,28 +92,68 @@ struct Pending {
 }
 
 /// The Runtime API's state, shared by every bootstrap.
+///
+/// Hand-over is LIFO, like hearth's instance pools: an event goes to the bootstrap that most
+/// recently polled `/next`, so at low concurrency the same (cache-hot) process answers.
 struct Runtime {
-    tx: mpsc::UnboundedSender<Pending>,
-    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
+    queues: Mutex<Queues>,
     in_flight: Mutex<HashMap<String, oneshot::Sender<Bytes>>>,
     next_id: AtomicU64,
 }
 
+#[derive(Default)]
+struct Queues {
+    /// Events no bootstrap has taken yet (FIFO).
+    events: VecDeque<Pending>,
+    /// Bootstraps waiting in `/next` (LIFO).
+    pollers: Vec<oneshot::Sender<Pending>>,
+}
+
 impl Runtime {
     fn new() -> Arc<Runtime> {
-        let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(Runtime {
-            tx,
-            rx: tokio::sync::Mutex::new(rx),
+            queues: Mutex::new(Queues::default()),
             in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
     }
 
+    fn queues(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Queues an event and waits for a bootstrap's answer.
     async fn invoke(&self, payload: Bytes) -> Option<Bytes> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Pending { payload, reply }).ok()?;
+        let mut p = Pending { payload, reply };
+        loop {
+            let mut q = self.queues();
+            match q.pollers.pop() {
+                Some(poller) => match poller.send(p) {
+                    Ok(()) => break,
+                    // That poller's connection went away; try the next one.
+                    Err(back) => p = back,
+                },
+                None => {
+                    q.events.push_back(p);
+                    break;
+                }
+            }
+        }
+        rx.await.ok()
+    }
+
+    /// Waits for the next event (a bootstrap's `/next`).
+    async fn next(&self) -> Option<Pending> {
+        let rx = {
+            let mut q = self.queues();
+            if let Some(p) = q.events.pop_front() {
+                return Some(p);
+            }
+            let (tx, rx) = oneshot::channel();
+            q.pollers.push(tx);
+            rx
+        };
         rx.await.ok()
     }
 }
@@ -145,11 +185,7 @@ async fn runtime_api(rt: Arc<Runtime>, req: Request<Incoming>) -> Resp {
         return respond(StatusCode::NOT_FOUND, r#"{"errorType":"InvalidRequest"}"#);
     };
     if req.method() == Method::GET && rest == "next" {
-        let pending = {
-            let mut rx = rt.rx.lock().await;
-            rx.recv().await
-        };
-        let Some(p) = pending else {
+        let Some(p) = rt.next().await else {
             return respond(StatusCode::INTERNAL_SERVER_ERROR, "{}");
         };
         let id = format!("rd-{}", rt.next_id.fetch_add(1, Ordering::Relaxed));
