@@ -10,6 +10,7 @@ pub mod cli;
 pub mod codestore;
 pub mod config;
 pub mod control;
+pub mod loadgen;
 pub mod metrics;
 pub mod router;
 pub mod runtimes;

@@ -1,13 +1,15 @@
-//! Command line: `serve`, `check-config`, `runtimes`, and the client commands `fn …` and
-//! `invoke`, which talk only to the public API.
+//! Command line: `serve`, `check-config`, `runtimes`, the client commands `fn …` and
+//! `invoke`, which talk only to the public API, and the load-test harness `loadgen`.
 
 pub mod client;
 mod commands;
+pub mod loadgen;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use commands::run_client;
+pub use loadgen::LoadgenCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +52,11 @@ pub enum Command {
         /// Print the last 4 KB of the invocation's log to stderr.
         #[arg(long)]
         log_tail: bool,
+    },
+    /// Load-test harness: open/closed loop HTTP load, Invoke load, trace replay.
+    Loadgen {
+        #[command(subcommand)]
+        command: LoadgenCommand,
     },
 }
 

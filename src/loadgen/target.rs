@@ -1,0 +1,162 @@
+//! What to send: a parsed `http://` URL and request templates built once, so the hot path
+//! only clones them (the method, URI and body are reference-counted or inline).
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::header::{HOST, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::Full;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Builds request number `i` of a run.
+pub trait Source: Send + Sync + 'static {
+    fn request(&self, i: u32) -> Request<Full<Bytes>>;
+    /// Whether request `i` is its function's first invocation (trace replay).
+    fn is_first(&self, _i: u32) -> bool {
+        false
+    }
+}
+
+/// Where requests go.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `host[:port]` as written in the URL.
+    pub authority: String,
+    /// `http://authority` without a trailing slash.
+    pub base: String,
+}
+
+impl Target {
+    /// Parses an `http://` URL and resolves its host once; returns the target and the
+    /// path and query (at least `/`).
+    pub fn parse(url: &str) -> anyhow::Result<(Target, String)> {
+        let uri: Uri = url.parse().with_context(|| format!("URL {url:?}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(s) => {
+                bail!("URL {url:?}: scheme {s:?} is not supported (only http://, h2c with --http2)")
+            }
+            None => bail!("URL {url:?}: expected http://HOST[:PORT]/PATH"),
+        }
+        let auth = uri
+            .authority()
+            .with_context(|| format!("URL {url:?}: no host"))?;
+        let port = auth.port_u16().unwrap_or(80);
+        let addr = (auth.host().trim_matches(['[', ']']), port)
+            .to_socket_addrs()
+            .with_context(|| format!("URL {url:?}: cannot resolve {}", auth.host()))?
+            .next()
+            .with_context(|| format!("URL {url:?}: {} has no address", auth.host()))?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let target = Target {
+            addr,
+            authority: auth.as_str().to_string(),
+            base: format!("http://{}", auth.as_str()),
+        };
+        Ok((target, path))
+    }
+}
+
+/// A request prepared once and cloned per send.
+#[derive(Clone, Debug)]
+pub struct Template {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Template {
+    /// `path` is origin-form (`/p?q`). HTTP/1.1 gets it with a `Host` header; HTTP/2 needs
+    /// the absolute URI (`:scheme` and `:authority`).
+    pub fn new(
+        target: &Target,
+        path: &str,
+        method: Method,
+        headers: &[(String, String)],
+        body: Bytes,
+        http2: bool,
+    ) -> anyhow::Result<Template> {
+        let uri: Uri = if http2 {
+            format!("{}{path}", target.base).parse()?
+        } else {
+            path.parse()?
+        };
+        let mut map = HeaderMap::new();
+        if !http2 {
+            map.insert(HOST, HeaderValue::from_str(&target.authority)?);
+        }
+        for (k, v) in headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .with_context(|| format!("header name {k:?}"))?;
+            let value = HeaderValue::from_str(v).with_context(|| format!("header {k}: {v:?}"))?;
+            map.append(name, value);
+        }
+        Ok(Template {
+            method,
+            uri,
+            headers: map,
+            body,
+        })
+    }
+
+    /// The template with another body.
+    pub fn build_with(&self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+impl Source for Template {
+    fn request(&self, _i: u32) -> Request<Full<Bytes>> {
+        self.build_with(self.body.clone())
+    }
+}
+
+/// Parses `-H 'Name: value'`.
+pub fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
+    match h.split_once(':') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => bail!("-H {h:?}: expected 'Name: value'"),
+    }
+}
+
+/// `STR` or `@FILE`.
+pub fn read_body(arg: &str) -> anyhow::Result<Bytes> {
+    match arg.strip_prefix('@') {
+        Some(path) => Ok(std::fs::read(path)
+            .with_context(|| format!("reading {path}"))?
+            .into()),
+        None => Ok(Bytes::copy_from_slice(arg.as_bytes())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls_and_builds_requests() {
+        let (t, path) = Target::parse("http://127.0.0.1:8080/a/b?c=1").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(path, "/a/b?c=1");
+        let (t2, p2) = Target::parse("http://localhost").unwrap();
+        assert_eq!((t2.addr.port(), p2.as_str()), (80, "/"));
+        assert!(Target::parse("https://x/").is_err());
+        assert!(Target::parse("127.0.0.1:80").is_err());
+        let hdr = [parse_header("X-A: b: c").unwrap()];
+        assert_eq!(hdr[0], ("X-A".into(), "b: c".into()));
+        let tpl = Template::new(&t, &path, Method::PUT, &hdr, "x".into(), false).unwrap();
+        let r = tpl.request(0);
+        assert_eq!(r.uri(), "/a/b?c=1");
+        assert_eq!(r.headers()["host"], "127.0.0.1:8080");
+        assert_eq!(r.headers()["x-a"], "b: c");
+        let tpl2 = Template::new(&t, &path, Method::GET, &[], Bytes::new(), true).unwrap();
+        assert_eq!(tpl2.request(0).uri(), "http://127.0.0.1:8080/a/b?c=1");
+        assert!(parse_header("nocolon").is_err());
+    }
+}
