@@ -9,6 +9,7 @@
 //! The hot path ([`engine`], [`client`]): one current-thread runtime per core, one hyper
 //! connection per worker, one histogram per thread merged at the end ([`stats`]).
 
+pub mod arrivals;
 pub mod client;
 mod closed_loop;
 pub mod engine;
