@@ -72,10 +72,10 @@ pub fn page<T>(
             )));
         }
     };
-    let marker = page.marker.as_deref().unwrap_or("");
+    let marker = page.marker.as_deref().filter(|m| !m.is_empty());
     let mut rest: Vec<(String, T)> = items
         .into_iter()
-        .filter(|(k, _)| k.as_str() > marker)
+        .filter(|(k, _)| marker.is_none_or(|m| k.as_str() > m))
         .collect();
     let next = (rest.len() > max).then(|| {
         rest.truncate(max);
@@ -266,5 +266,18 @@ mod tests {
         );
         assert!(page(items.clone(), &p(None, Some("0")), 50).is_err());
         assert!(page(items, &p(None, Some("x")), 50).is_err());
+        let keyed = vec![("$LATEST".to_string(), 0), ("live".to_string(), 1)];
+        assert_eq!(
+            page(keyed.clone(), &p(None, None), 50).unwrap(),
+            (vec![0, 1], None)
+        );
+        assert_eq!(
+            page(keyed.clone(), &p(None, Some("1")), 50).unwrap(),
+            (vec![0], Some("$LATEST".into()))
+        );
+        assert_eq!(
+            page(keyed, &p(Some("$LATEST"), None), 50).unwrap(),
+            (vec![1], None)
+        );
     }
 }

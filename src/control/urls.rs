@@ -101,10 +101,11 @@ pub fn parse_update_url(body: &[u8]) -> Result<UrlInput, ApiError> {
     parse_url(body)
 }
 
-/// A URL qualifier must be an alias name (not `$LATEST`, not a version).
+/// The store key of a URL: `$LATEST` for the unqualified function (a URL qualifier cannot be
+/// `$LATEST`, and the key sorts first), else an alias name (not a version).
 fn url_qualifier(q: Option<&str>) -> Result<&str, ApiError> {
     match q {
-        None => Ok(""),
+        None => Ok("$LATEST"),
         Some(q) if super::aliases::is_alias_name(q) => Ok(q),
         Some(q) => Err(constraint(
             q,
@@ -187,7 +188,7 @@ impl Control {
         };
         let json = encode(&config)?;
         self.edit(name, URL, key, &mut |current, view| {
-            if !key.is_empty() && !view.aliases.iter().any(|a| a == key) {
+            if qualifier.is_some() && !view.aliases.iter().any(|a| a == key) {
                 return Err(self.function_not_found(name, Some(key)));
             }
             if current.is_some() {

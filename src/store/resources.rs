@@ -12,7 +12,7 @@ pub mod kind {
     pub const ALIAS: &str = "alias";
     /// Key: empty (one per function).
     pub const CONCURRENCY: &str = "concurrency";
-    /// Key: the alias qualifier, or empty for the unqualified function.
+    /// Key: the alias qualifier, or `$LATEST` for the unqualified function.
     pub const URL: &str = "url";
     /// Key: the qualifier (`$LATEST`, a version or an alias).
     pub const EVENT_INVOKE: &str = "event-invoke";
