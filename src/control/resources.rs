@@ -5,7 +5,7 @@ use super::resource_action::{Page, ResourceAction};
 use super::{Control, Reply, store_err};
 use crate::api::ApiError;
 use crate::api::names::function_arn;
-use crate::store::{Edit, EditError, FunctionView};
+use crate::store::{EditError, EditFn};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
@@ -209,7 +209,7 @@ impl Control {
         name: &str,
         kind: &str,
         key: &str,
-        f: &mut dyn FnMut(Option<&str>, &FunctionView) -> Result<Edit, ApiError>,
+        f: &mut EditFn<'_>,
     ) -> Result<(), ApiError> {
         match self.store.edit_resource(&self.account, name, kind, key, f) {
             Ok(rev) => {

@@ -5,7 +5,7 @@ pub mod resources;
 pub mod sqlite;
 
 use crate::api::types::FunctionConfiguration;
-pub use resources::{Edit, EditError, FunctionView, ResourceStore};
+pub use resources::{Edit, EditError, EditFn, FunctionView, ResourceStore};
 
 /// One stored version (`$LATEST` or a number) of a function.
 #[derive(Debug, Clone, PartialEq)]

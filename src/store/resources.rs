@@ -61,6 +61,9 @@ pub enum EditError {
     Store(StoreError),
 }
 
+/// An edit's decision: given the current JSON (if any) and the function, what to store.
+pub type EditFn<'a> = dyn FnMut(Option<&str>, &FunctionView) -> Result<Edit, ApiError> + 'a;
+
 /// Reads and edits a function's resources. Every edit is one transaction that bumps the
 /// change-feed revision.
 pub trait ResourceStore {
@@ -86,6 +89,6 @@ pub trait ResourceStore {
         function: &str,
         kind: &str,
         key: &str,
-        edit: &mut dyn FnMut(Option<&str>, &FunctionView) -> Result<Edit, ApiError>,
+        edit: &mut EditFn<'_>,
     ) -> Result<u64, EditError>;
 }

@@ -2,9 +2,8 @@
 //! [`SqliteStore::write`] so every edit bumps the change-feed revision in its transaction.
 
 use super::{SqliteStore, db};
-use crate::api::ApiError;
 use crate::store::StoreError;
-use crate::store::resources::{Edit, EditError, FunctionView, ResourceStore, kind};
+use crate::store::resources::{Edit, EditError, EditFn, FunctionView, ResourceStore, kind};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 pub(super) const SCHEMA: &str = "
@@ -175,7 +174,7 @@ impl ResourceStore for SqliteStore {
         function: &str,
         kind: &str,
         key: &str,
-        edit: &mut dyn FnMut(Option<&str>, &FunctionView) -> Result<Edit, ApiError>,
+        edit: &mut EditFn<'_>,
     ) -> Result<u64, EditError> {
         let mut rejected = None;
         let result = self.write(tenant, function, kind, |tx| {
@@ -219,6 +218,7 @@ impl ResourceStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ApiError;
     use crate::store::MetadataStore;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
