@@ -59,6 +59,9 @@ pub struct AgentConfig {
     pub pids_max: u32,
     /// Seconds a runtime may take to reach its first `/next` before the instance is killed.
     pub init_timeout_secs: u64,
+    /// Keep instances warm for reuse. `false` stops every instance after its invocation, so
+    /// each invoke is a cold start (for cold-start benchmarks).
+    pub reuse_instances: bool,
 }
 
 /// Sizes of accepted input.
@@ -115,6 +118,7 @@ impl Default for AgentConfig {
             sandbox_gid: 990,
             pids_max: 1024,
             init_timeout_secs: 10,
+            reuse_instances: true,
         }
     }
 }

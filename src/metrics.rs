@@ -8,6 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 /// Outcome label of an invocation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +36,11 @@ pub struct AgentMetrics {
     /// Live instances (starting, busy or idle).
     pub instances: Gauge,
     pub idle_instances: Gauge,
+    /// Warm-instance memory-time: idle seconds × memory (MB), added when an instance stops
+    /// being idle (taken for an invocation or stopped).
+    pub idle_memory_mb_seconds: Counter<f64, AtomicU64>,
+    /// Time an invocation waited for an instance (cold start or warm handoff), seconds.
+    pub start_delay: Histogram,
 }
 
 impl Default for RouterMetrics {
@@ -55,6 +61,8 @@ impl Default for AgentMetrics {
             function_errors: Family::default(),
             instances: Gauge::default(),
             idle_instances: Gauge::default(),
+            idle_memory_mb_seconds: Counter::default(),
+            start_delay: latency_histogram(),
         }
     }
 }
@@ -119,6 +127,16 @@ impl Metrics {
             "idle_instances",
             "Idle warm instances",
             agent.idle_instances.clone(),
+        );
+        a.register(
+            "idle_memory_mb_seconds",
+            "Idle seconds times memory (MB) of warm instances",
+            agent.idle_memory_mb_seconds.clone(),
+        );
+        a.register(
+            "start_delay_seconds",
+            "Time an invocation waited for an instance",
+            agent.start_delay.clone(),
         );
         Metrics {
             registry: Mutex::new(registry),

@@ -30,6 +30,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(SqliteStore::open(&data.join("meta.sqlite"))?);
     let code = LocalCodeStore::new(data.join("code"))?;
+    code.remove_leftovers()?;
     let control = Arc::new(Control::new(&cfg, store, code.clone())?);
     let agent = Agent::new(&cfg, code, metrics.clone())?;
     let agent_client: Arc<dyn AgentClient> = Arc::new(agent.clone());

@@ -117,3 +117,52 @@ fn idle_instances_are_stopped_after_the_keep_alive_window() {
         first.header("x-hearth-instance")
     );
 }
+
+#[test]
+fn reuse_instances_off_makes_every_invoke_cold_and_memory_time_is_counted() {
+    let h = Hearth::start_with("[agent]\nreuse_instances = false\n");
+    h.deploy(
+        "echo",
+        "provided",
+        "",
+        &example("echo-sh"),
+        &["--memory", "256"],
+    );
+    for _ in 0..3 {
+        let r = h.invoke("echo", "{}");
+        assert_eq!(r.header("x-hearth-cold-start"), Some("true"));
+        let delay: u64 = r
+            .header("x-hearth-start-delay-us")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(delay > 0);
+    }
+    let m = h.get_admin("/metrics").text();
+    assert!(m.contains("hearth_agent_cold_starts_total 3"), "{m}");
+    assert!(
+        m.contains("hearth_agent_start_delay_seconds_count 3"),
+        "{m}"
+    );
+
+    let warm = Hearth::start();
+    warm.deploy(
+        "echo",
+        "provided",
+        "",
+        &example("echo-sh"),
+        &["--memory", "256"],
+    );
+    warm.invoke("echo", "{}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = warm.invoke("echo", "{}");
+    assert_eq!(r.header("x-hearth-cold-start"), Some("false"));
+    let m = warm.get_admin("/metrics").text();
+    let line = m
+        .lines()
+        .find(|l| l.starts_with("hearth_agent_idle_memory_mb_seconds_total"))
+        .unwrap();
+    let value: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // ~0.3 s idle × 256 MB.
+    assert!(value > 256.0 * 0.2 && value < 256.0 * 5.0, "{line}");
+}

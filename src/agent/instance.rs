@@ -32,6 +32,8 @@ pub struct CallResult {
     pub reset: bool,
     /// Platform-detected error kind, for metrics.
     pub error_kind: Option<&'static str>,
+    /// When the runtime took the event (`None` if it never did).
+    pub delivered: Option<Instant>,
 }
 
 /// A live instance.
@@ -268,6 +270,7 @@ impl Instance {
             log_tail: self.log.tail_since(offset),
             reset,
             error_kind,
+            delivered: started,
         }
     }
 

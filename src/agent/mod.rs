@@ -42,6 +42,8 @@ pub struct InvokeResponse {
     pub instance_id: String,
     /// Idle instances of this version left on the agent.
     pub idle: usize,
+    /// How long the invocation waited for an instance (a cold start, or the warm handoff).
+    pub start_delay: Duration,
     pub log_tail: Option<Vec<u8>>,
 }
 
@@ -93,6 +95,7 @@ fn invalid_entrypoint(req: &InvokeRequest, msg: &str) -> InvokeResponse {
         cold_start: true,
         instance_id: String::new(),
         idle: 0,
+        start_delay: Duration::ZERO,
         log_tail: req.log_tail.then(Vec::new),
     }
 }
@@ -114,6 +117,8 @@ struct Settings {
     logs_dir: PathBuf,
     memory_cgroup: PathBuf,
     zip_limits: ZipLimits,
+    /// Keep instances warm after an invocation (`agent.reuse_instances`).
+    reuse: bool,
 }
 
 /// The node agent.
@@ -154,13 +159,21 @@ impl Agent {
             logs_dir: cfg.data_dir.join("logs"),
             memory_cgroup: a.cgroup_root.join("memory").join(&a.cgroup_prefix),
             zip_limits: cfg.zip_limits(),
+            reuse: a.reuse_instances,
         };
         Ok(Arc::new(Agent {
             settings,
             driver,
             code: code.clone(),
-            cache: NodeCache::new(cfg.data_dir.join("cache"))?,
-            pools: Pools::new(a.max_instances),
+            cache: {
+                let cache = NodeCache::new(cfg.data_dir.join("cache"))?;
+                cache.remove_leftovers()?;
+                cache
+            },
+            pools: Pools::new(
+                a.max_instances,
+                metrics.agent.idle_memory_mb_seconds.clone(),
+            ),
             metrics,
         }))
     }
@@ -207,6 +220,7 @@ impl Agent {
     /// Runs one invocation: takes a warm instance or cold-starts one, runs, then keeps or
     /// retires the instance. Runs to completion even if the caller goes away.
     async fn run(self: Arc<Self>, req: InvokeRequest) -> Result<InvokeResponse, AgentError> {
+        let arrived = Instant::now();
         let key = req.descriptor.pool_key();
         for stale in self.pools.stale_versions(&req.descriptor) {
             let me = self.clone();
@@ -242,7 +256,14 @@ impl Agent {
                 .inc();
         }
         let instance_id = inst.id.clone();
-        let idle = if result.reset || !inst.alive() {
+        let start_delay = result
+            .delivered
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(arrived));
+        self.metrics
+            .agent
+            .start_delay
+            .observe(start_delay.as_secs_f64());
+        let idle = if result.reset || !inst.alive() || !self.settings.reuse {
             self.retire(inst).await;
             self.pools.idle_count(&key)
         } else {
@@ -255,6 +276,7 @@ impl Agent {
             cold_start: cold,
             instance_id,
             idle,
+            start_delay,
             log_tail: req.log_tail.then_some(result.log_tail),
         })
     }

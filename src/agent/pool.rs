@@ -3,12 +3,16 @@
 
 use super::{AgentError, Instance};
 use crate::api::VersionDescriptor;
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+type Idle = (Arc<Instance>, Instant);
+
 struct Inner {
-    idle: HashMap<String, Vec<(Arc<Instance>, Instant)>>,
+    idle: HashMap<String, Vec<Idle>>,
     /// Instances that exist: starting, busy or idle.
     live: usize,
     draining: bool,
@@ -18,22 +22,34 @@ struct Inner {
 pub struct Pools {
     inner: Mutex<Inner>,
     max: usize,
+    /// Idle seconds × memory MB, added whenever an instance stops being idle.
+    idle_mb_seconds: Counter<f64, AtomicU64>,
 }
 
 impl Pools {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, idle_mb_seconds: Counter<f64, AtomicU64>) -> Self {
+        let inner = Inner {
+            idle: HashMap::new(),
+            live: 0,
+            draining: false,
+        };
         Pools {
-            inner: Mutex::new(Inner {
-                idle: HashMap::new(),
-                live: 0,
-                draining: false,
-            }),
+            inner: Mutex::new(inner),
             max,
+            idle_mb_seconds,
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An instance leaves the idle list: charge its idle memory-time.
+    fn leave(&self, (inst, since): Idle) -> Arc<Instance> {
+        let mb = inst.descriptor.memory_mb as f64;
+        self.idle_mb_seconds
+            .inc_by(since.elapsed().as_secs_f64() * mb);
+        inst
     }
 
     /// The most recently used live idle instance of `key`, or `None` after reserving room
@@ -46,7 +62,8 @@ impl Pools {
         if let Some(list) = g.idle.get_mut(key)
             && let Some(pos) = list.iter().rposition(|(i, _)| i.alive())
         {
-            return Ok(Some(list.remove(pos).0));
+            let entry = list.remove(pos);
+            return Ok(Some(self.leave(entry)));
         }
         if g.live >= self.max {
             return Err(AgentError::Capacity);
@@ -76,16 +93,17 @@ impl Pools {
     /// Removes and returns idle instances past the keep-alive window, and dead ones.
     pub fn expired(&self, idle_timeout: Duration) -> Vec<Arc<Instance>> {
         let mut g = self.lock();
-        let mut out = Vec::new();
+        let mut gone = Vec::new();
         for list in g.idle.values_mut() {
-            let (gone, keep): (Vec<_>, Vec<_>) = list
+            let (out, keep): (Vec<_>, Vec<_>) = list
                 .drain(..)
                 .partition(|(i, since)| since.elapsed() >= idle_timeout || !i.alive());
             *list = keep;
-            out.extend(gone.into_iter().map(|(i, _)| i));
+            gone.extend(out);
         }
         g.idle.retain(|_, l| !l.is_empty());
-        out
+        drop(g);
+        gone.into_iter().map(|e| self.leave(e)).collect()
     }
 
     /// Removes idle instances of older descriptors of the same function version (after an
@@ -93,35 +111,31 @@ impl Pools {
     pub fn stale_versions(&self, d: &VersionDescriptor) -> Vec<Arc<Instance>> {
         let mut g = self.lock();
         let key = d.pool_key();
+        let same_version = |i: &Instance| {
+            i.descriptor.function_arn == d.function_arn && i.descriptor.version == d.version
+        };
         let stale: Vec<String> = g
             .idle
             .iter()
-            .filter(|(k, list)| {
-                **k != key
-                    && list.first().is_some_and(|(i, _)| {
-                        i.descriptor.function_arn == d.function_arn
-                            && i.descriptor.version == d.version
-                    })
-            })
+            .filter(|(k, list)| **k != key && list.first().is_some_and(|(i, _)| same_version(i)))
             .map(|(k, _)| k.clone())
             .collect();
-        stale
+        let gone: Vec<Idle> = stale
             .iter()
             .filter_map(|k| g.idle.remove(k))
             .flatten()
-            .map(|(i, _)| i)
-            .collect()
+            .collect();
+        drop(g);
+        gone.into_iter().map(|e| self.leave(e)).collect()
     }
 
     /// Refuses new work from now on and returns every idle instance.
     pub fn drain_all(&self) -> Vec<Arc<Instance>> {
         let mut g = self.lock();
         g.draining = true;
-        g.idle
-            .drain()
-            .flat_map(|(_, l)| l)
-            .map(|(i, _)| i)
-            .collect()
+        let gone: Vec<Idle> = g.idle.drain().flat_map(|(_, l)| l).collect();
+        drop(g);
+        gone.into_iter().map(|e| self.leave(e)).collect()
     }
 
     /// (live, idle) instance counts.

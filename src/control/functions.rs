@@ -103,6 +103,8 @@ impl Control {
         let description = validate::description(req.description.as_deref())?;
         let env = req.environment.clone().unwrap_or_default().variables;
         validate::environment(&env)?;
+        let tags = req.tags.clone().unwrap_or_default();
+        super::tags::validate_tags(&tags)?;
         let code = req.code.clone().unwrap_or_default();
         let zip = validate::zip_file(
             code.zip_file.as_deref(),
@@ -163,6 +165,9 @@ impl Control {
                 e => store_err(e),
             })?;
         self.committed(rev);
+        if !tags.is_empty() {
+            self.add_tags(&name, &tags)?;
+        }
         let shown = if req.publish {
             self.publish_latest(&name, None)?
         } else {
@@ -179,14 +184,15 @@ impl Control {
     ) -> Result<Reply, ApiError> {
         let v = self.lookup(name, qualifier)?;
         let location = format!("{base_url}/hearth/v1/code/{}.zip", v.code_sha256_hex);
-        Reply::json(
-            StatusCode::OK,
-            serde_json::json!({
-                "Configuration": v.config,
-                "Code": { "RepositoryType": "S3", "Location": location },
-                "Tags": {},
-            }),
-        )
+        let mut body = serde_json::json!({
+            "Configuration": v.config,
+            "Code": { "RepositoryType": "S3", "Location": location },
+            "Tags": self.function_tags(name)?,
+        });
+        if let Some(n) = self.reserved_concurrency(name)? {
+            body["Concurrency"] = serde_json::json!({ "ReservedConcurrentExecutions": n });
+        }
+        Reply::json(StatusCode::OK, body)
     }
 
     pub(super) fn get_configuration(
@@ -379,6 +385,7 @@ impl Control {
             .delete(&self.account, name, qualifier)
             .map_err(|e| match e {
                 StoreError::NotFound => self.not_found(name, qualifier),
+                StoreError::Conflict => self.version_in_use(name, qualifier.unwrap_or_default()),
                 e => store_err(e),
             })?;
         self.committed(rev);

@@ -316,6 +316,10 @@ fn invoke_response(out: InvokeResponse, version: &str) -> Resp {
     if let Ok(v) = HeaderValue::from_str(&out.instance_id) {
         h.insert("x-hearth-instance", v);
     }
+    h.insert(
+        "x-hearth-start-delay-us",
+        HeaderValue::from(out.start_delay.as_micros() as u64),
+    );
     r
 }
 

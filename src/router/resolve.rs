@@ -1,8 +1,9 @@
 //! The resolve phase: (function, qualifier) to an immutable version descriptor, from an
-//! in-memory cache that the control service's change feed keeps exact.
+//! in-memory cache that the control service's change feed keeps exact. An alias is cached as
+//! its target versions and weight; which version runs is drawn per invoke.
 
 use crate::api::{ApiError, VersionDescriptor};
-use crate::control::Control;
+use crate::control::{Control, is_alias_name};
 use crate::store::StoredVersion;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,11 +11,36 @@ use tokio::sync::watch;
 
 type Key = (String, String);
 
+/// What a (function, qualifier) resolves to.
+#[derive(Debug, Clone)]
+enum Target {
+    Version(Arc<VersionDescriptor>),
+    /// An alias: the primary version, and the additional version with its weight.
+    Alias {
+        primary: Arc<VersionDescriptor>,
+        additional: Option<(Arc<VersionDescriptor>, f64)>,
+    },
+}
+
+impl Target {
+    /// The version to run; `draw` is uniform in [0, 1).
+    fn pick(&self, draw: f64) -> Arc<VersionDescriptor> {
+        match self {
+            Target::Version(d) => d.clone(),
+            Target::Alias {
+                additional: Some((d, weight)),
+                ..
+            } if draw < *weight => d.clone(),
+            Target::Alias { primary, .. } => primary.clone(),
+        }
+    }
+}
+
 /// Descriptor cache, flushed whenever the change-feed revision moves.
 pub struct Resolver {
     control: Arc<Control>,
     changes: watch::Receiver<u64>,
-    cache: Mutex<(u64, HashMap<Key, Arc<VersionDescriptor>>)>,
+    cache: Mutex<(u64, HashMap<Key, Target>)>,
 }
 
 impl Resolver {
@@ -40,17 +66,42 @@ impl Resolver {
             if c.0 != rev {
                 *c = (rev, HashMap::new());
             }
-            if let Some(d) = c.1.get(&key) {
-                return Ok(d.clone());
+            if let Some(t) = c.1.get(&key) {
+                return Ok(t.pick(fastrand::f64()));
             }
         }
-        let v = self.control.lookup(name, qualifier)?;
-        let d = Arc::new(descriptor(&v, &self.control));
+        let target = self.target(name, qualifier)?;
+        let picked = target.pick(fastrand::f64());
         let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if c.0 == rev {
-            c.1.insert(key, d.clone());
+            c.1.insert(key, target);
         }
-        Ok(d)
+        Ok(picked)
+    }
+
+    /// Reads a version, or an alias and the versions it routes to.
+    fn target(&self, name: &str, qualifier: Option<&str>) -> Result<Target, ApiError> {
+        let version = |q: Option<&str>| -> Result<Arc<VersionDescriptor>, ApiError> {
+            let v = self.control.lookup(name, q)?;
+            Ok(Arc::new(descriptor(&v, &self.control)))
+        };
+        let Some(alias) = qualifier.filter(|q| is_alias_name(q)) else {
+            return Ok(Target::Version(version(qualifier)?));
+        };
+        let a = self.control.alias(name, alias)?;
+        let primary = version(Some(&a.function_version))?;
+        let weights = a
+            .routing_config
+            .unwrap_or_default()
+            .additional_version_weights;
+        let additional = match weights.into_iter().next() {
+            Some((v, w)) => Some((version(Some(&v))?, w)),
+            None => None,
+        };
+        Ok(Target::Alias {
+            primary,
+            additional,
+        })
     }
 }
 
@@ -75,5 +126,53 @@ fn descriptor(v: &StoredVersion, control: &Control) -> VersionDescriptor {
             .map(|e| e.variables.clone())
             .unwrap_or_default(),
         revision_id: c.revision_id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(version: &str) -> Arc<VersionDescriptor> {
+        Arc::new(VersionDescriptor {
+            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            function_name: "f".into(),
+            version: version.into(),
+            code_sha256: String::new(),
+            runtime: "provided".into(),
+            handler: String::new(),
+            memory_mb: 128,
+            timeout_secs: 3,
+            environment: Default::default(),
+            revision_id: version.into(),
+        })
+    }
+
+    #[test]
+    fn weighted_alias_draws() {
+        let t = Target::Alias {
+            primary: d("1"),
+            additional: Some((d("2"), 0.1)),
+        };
+        assert_eq!(t.pick(0.0).version, "2");
+        assert_eq!(t.pick(0.0999).version, "2");
+        assert_eq!(t.pick(0.1).version, "1");
+        assert_eq!(t.pick(0.9999).version, "1");
+        let n = 100_000;
+        let twos = (0..n)
+            .filter(|_| t.pick(fastrand::f64()).version == "2")
+            .count();
+        let share = twos as f64 / n as f64;
+        assert!((0.09..0.11).contains(&share), "{share}");
+        let none = Target::Alias {
+            primary: d("1"),
+            additional: Some((d("2"), 0.0)),
+        };
+        assert!((0..1000).all(|_| none.pick(fastrand::f64()).version == "1"));
+        let all = Target::Alias {
+            primary: d("1"),
+            additional: Some((d("2"), 1.0)),
+        };
+        assert!((0..1000).all(|_| all.pick(fastrand::f64()).version == "2"));
     }
 }

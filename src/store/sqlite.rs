@@ -7,6 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::Path;
 use std::sync::Mutex;
 
+mod resources;
+
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
@@ -36,6 +38,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.execute_batch(resources::SCHEMA).map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -234,15 +237,18 @@ impl MetadataStore for SqliteStore {
         let ((), rev) = self.write(tenant, name, "function", |tx| {
             let n = match version {
                 None => {
+                    resources::delete_function(tx, tenant, name)?;
                     tx.execute("DELETE FROM versions WHERE tenant = ?1 AND name = ?2", params![tenant, name]).map_err(db)?;
                     tx.execute("DELETE FROM functions WHERE tenant = ?1 AND name = ?2", params![tenant, name]).map_err(db)?
                 }
-                Some(v) => tx
-                    .execute(
+                Some(v) => {
+                    resources::delete_version(tx, tenant, name, v)?;
+                    tx.execute(
                         "DELETE FROM versions WHERE tenant = ?1 AND name = ?2 AND version = ?3 AND num > 0",
                         params![tenant, name, v],
                     )
-                    .map_err(db)?,
+                    .map_err(db)?
+                }
             };
             if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
         })?;
