@@ -19,6 +19,9 @@ use std::time::Duration;
 pub struct Conn {
     send: Sender,
     driver: Driver,
+    /// A lazily reset per-connection timer: it fires at or before the current request's
+    /// deadline and is re-armed only then, so a request costs no timer registration.
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 enum Sender {
@@ -81,6 +84,7 @@ pub async fn connect(addr: SocketAddr, http2: bool) -> std::io::Result<Conn> {
     } else {
         let (send, conn) = http1::Builder::new()
             .writev(false)
+            .read_buf_exact_size(Some(16 * 1024))
             .handshake(io)
             .await
             .map_err(std::io::Error::other)?;
@@ -94,6 +98,7 @@ pub async fn connect(addr: SocketAddr, http2: bool) -> std::io::Result<Conn> {
     Ok(Conn {
         send,
         driver: Driver { fut, done: false },
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
     })
 }
 
@@ -114,7 +119,15 @@ impl Conn {
         req: Request<Full<Bytes>>,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
-        let send = &mut self.send;
+        let Conn {
+            send,
+            driver,
+            timer,
+        } = self;
+        let deadline = tokio::time::Instant::now() + timeout;
+        if timer.deadline() <= tokio::time::Instant::now() {
+            timer.as_mut().reset(deadline);
+        }
         let exchange = async move {
             let resp = match send {
                 Sender::H1(s) => {
@@ -128,14 +141,20 @@ impl Conn {
             };
             drain(resp).await
         };
-        tokio::select! {
-            biased;
-            r = tokio::time::timeout(timeout, exchange) => match r {
-                Ok(Ok(answer)) => Ok(answer),
-                Ok(Err(_)) => Err(Failure::Io),
-                Err(_) => Err(Failure::Timeout),
-            },
-            () = &mut self.driver => Err(Failure::Io),
+        tokio::pin!(exchange);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut exchange => return r.map_err(|_| Failure::Io),
+                () = &mut *driver => return Err(Failure::Io),
+                () = timer.as_mut() => {
+                    // The timer was armed for an earlier request: re-arm it for this one.
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(Failure::Timeout);
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 }
