@@ -5,6 +5,11 @@ use crate::agent::{Agent, AgentClient};
 use crate::codestore::LocalCodeStore;
 use crate::config::Config;
 use crate::control::Control;
+use crate::control::steps::Steps;
+use crate::control::workflow::{Engine, Faults};
+use crate::queue::Queue;
+use crate::queue::outbox::Relay;
+use crate::queue::sqlite::SqliteQueue;
 use crate::metrics::Metrics;
 use crate::router::{Router, http};
 use crate::store::sqlite::SqliteStore;
@@ -28,11 +33,21 @@ pub async fn serve(
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating data dir {}", data.display()))?;
     let metrics = Arc::new(Metrics::new());
-    let store = Arc::new(SqliteStore::open(&data.join("meta.sqlite"))?);
+    let meta = data.join("meta.sqlite");
+    let store = Arc::new(SqliteStore::open(&meta)?);
     let code = LocalCodeStore::new(data.join("code"))?;
-    let control = Arc::new(Control::new(&cfg, store, code.clone())?);
+    let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&data.join("queue.sqlite"))?);
+    let relay = Relay::open(&meta, queue.clone(), Duration::from_millis(500))?;
+    let control = Arc::new(Control::new(&cfg, store, code.clone(), relay.clone())?);
     let agent = Agent::new(&cfg, code, metrics.clone())?;
     let agent_client: Arc<dyn AgentClient> = Arc::new(agent.clone());
+    let steps = Steps {
+        agent: agent_client.clone(),
+        runtimes_dir: cfg.runtimes.dir.clone(),
+        python: cfg.runtimes.python.clone(),
+        ack_timeout: Duration::from_secs(10),
+    };
+    let engine = Engine::new(control.clone(), queue, steps, Faults::from_env());
     let router = Router::new(control, agent_client, metrics.clone(), &cfg);
 
     let public = http::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
@@ -61,7 +76,14 @@ pub async fn serve(
         stopped(),
     ));
     let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
+    let follower = tokio::spawn(router.follow_changes(stop_rx.clone()));
 
+    let (engine_stop, engine_rx) = watch::channel(false);
+    let engine_task = tokio::spawn(engine.run(engine_rx.clone()));
+    let relay_task = tokio::spawn(relay.run(async move {
+        let mut rx = engine_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    }));
     prepare_runtimes(&cfg).await?;
     ready.store(true, Ordering::SeqCst);
     if let Some(path) = ready_file {
@@ -82,7 +104,8 @@ pub async fn serve(
     {
         tracing::warn!("drain deadline passed; stopping anyway");
     }
-    let _ = reaper.await;
+    let _ = engine_stop.send(true);
+    let _ = tokio::join!(engine_task, relay_task, reaper, follower);
     agent.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -104,6 +104,10 @@ fn invalid_entrypoint(req: &InvokeRequest, msg: &str) -> InvokeResponse {
 #[async_trait::async_trait]
 pub trait AgentClient: Send + Sync {
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, AgentError>;
+    /// Puts a code package into the node cache ahead of demand (idempotent).
+    async fn prefetch(&self, code_sha256: &str) -> Result<(), String>;
+    /// Stops the idle instances of a function (after delete); busy ones stop when done.
+    async fn retire_function(&self, function_arn: &str);
 }
 
 /// Settings the agent keeps from the config.
@@ -362,6 +366,16 @@ impl AgentClient for Arc<Agent> {
         tokio::spawn(me.run(req))
             .await
             .unwrap_or_else(|e| Err(AgentError::StartingFailed(e.to_string())))
+    }
+
+    async fn prefetch(&self, code_sha256: &str) -> Result<(), String> {
+        self.code_dir(code_sha256).await.map(|_| ())
+    }
+
+    async fn retire_function(&self, function_arn: &str) {
+        for inst in self.pools.remove_function(function_arn) {
+            self.retire(inst).await;
+        }
     }
 }
 

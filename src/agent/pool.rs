@@ -129,6 +129,21 @@ impl Pools {
         gone.into_iter().map(|e| self.leave(e)).collect()
     }
 
+    /// Removes every idle instance of a function (all versions).
+    pub fn remove_function(&self, function_arn: &str) -> Vec<Arc<Instance>> {
+        let mut g = self.lock();
+        let mut gone = Vec::new();
+        g.idle.retain(|_, list| {
+            let of_fn = list.first().is_some_and(|(i, _)| i.descriptor.function_arn == function_arn);
+            if of_fn {
+                gone.append(list);
+            }
+            !of_fn
+        });
+        drop(g);
+        gone.into_iter().map(|e| self.leave(e)).collect()
+    }
+
     /// Refuses new work from now on and returns every idle instance.
     pub fn drain_all(&self) -> Vec<Arc<Instance>> {
         let mut g = self.lock();
