@@ -18,7 +18,8 @@
 //!   [`ConsumerConfig::max_deliveries`] times is instead published to the dead-letter topic with
 //!   its payload unchanged and its identity in [`Message::origin`], and termed for that consumer.
 //! - **Dedup**: a publish whose dedup id was seen on that topic within the dedup window returns the
-//!   first message's sequence and stores nothing (JetStream's duplicate window).
+//!   first message's sequence and stores nothing (JetStream's duplicate window), even if that
+//!   message was trimmed since. Dedup ids are forgotten by [`Queue::trim`] after the window.
 //! - Acks identify a message by sequence only (not by delivery): a late ack from a worker whose
 //!   lease expired still counts, as with at-least-once processing it should.
 
@@ -183,11 +184,13 @@ pub trait Queue: Send + Sync {
     fn term(&self, topic: &str, consumer: &str, seq: u64) -> Result<()>;
 
     /// Messages of `topic` that `consumer` has not acked or termed yet (leased ones included).
+    /// Like every call naming a consumer, creates the consumer if it is new.
     fn pending(&self, topic: &str, consumer: &str) -> Result<u64>;
 
-    /// Removes messages that every consumer of `topic` has acked or termed (none while the topic
-    /// has no consumer), messages older than [`QueueConfig::max_age`], and expired dedup ids.
-    /// Returns how many messages were removed.
+    /// Removes the messages that every consumer of `topic` has acked or termed, up to the first
+    /// one some consumer still needs (none while the topic has no consumer), messages older than
+    /// [`QueueConfig::max_age`], and dedup ids older than the dedup window. Returns how many
+    /// messages were removed. Call it periodically (a maintenance tick).
     fn trim(&self, topic: &str) -> Result<u64>;
 
     /// A watch whose value changes whenever messages of `topic` may have become available

@@ -292,7 +292,8 @@ fn unacked_messages_survive_a_reopen() {
         }
         pull(&q, 10);
         q.ack(T, C, 1).unwrap();
-    } // dropped without any shutdown step, as after a kill
+        std::mem::forget(q); // never closed or checkpointed, as after a kill
+    }
     let q = open_at(&path, &clock, QueueConfig::default());
     assert!(pull(&q, 10).is_empty(), "leases survive too");
     clock.advance(secs(30));
@@ -388,4 +389,68 @@ async fn pull_wait_wakes_on_publish() {
     });
     let got = pull_wait(&q, T, C, 10, &cfg, secs(30)).await.unwrap();
     assert_eq!(got[0].payload, b"late");
+}
+
+#[test]
+fn durable_settings() {
+    let (_d, _clock, q) = setup();
+    let conn = q.conn.lock().unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        (mode.as_str(), sync),
+        ("wal", 2),
+        "WAL with synchronous = FULL"
+    );
+}
+
+const CHILD_ENV: &str = "HEARTH_QUEUE_KILL_TEST_DB";
+
+/// The publisher that `killed_publisher_loses_nothing` runs in a child process and kills.
+#[test]
+#[ignore = "child process of killed_publisher_loses_nothing"]
+fn publisher_child() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let q = SqliteQueue::open(Path::new(&path)).unwrap();
+    for i in 0u64.. {
+        let seq = q.publish(T, format!("m{i}").as_bytes(), None).unwrap();
+        println!("accepted {seq} m{i}");
+    }
+}
+
+#[test]
+fn killed_publisher_loses_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "queue::sqlite::tests::publisher_child"])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, &path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let accepted: Vec<String> = lines
+        .map(Result::unwrap)
+        .filter_map(|l| l.strip_prefix("accepted ").map(str::to_owned))
+        .take(50)
+        .collect();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let q = SqliteQueue::open(&path).unwrap();
+    let stored = pull(&q, 100_000);
+    for line in &accepted {
+        let (seq, payload) = line.split_once(' ').unwrap();
+        let m = &stored[seq.parse::<usize>().unwrap() - 1];
+        assert_eq!(m.payload, payload.as_bytes());
+    }
+    assert!(stored.len() >= accepted.len());
 }
