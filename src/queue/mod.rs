@@ -23,6 +23,8 @@
 //! - Acks identify a message by sequence only (not by delivery): a late ack from a worker whose
 //!   lease expired still counts, as with at-least-once processing it should.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod outbox;
 pub mod sqlite;

@@ -1,6 +1,8 @@
 use super::{Relay, create_table, enqueue};
 use crate::queue::sqlite::SqliteQueue;
-use crate::queue::{ConsumerConfig, ManualClock, Message, Queue, QueueConfig, pull_wait};
+use crate::queue::{
+    ConsumerConfig, ManualClock, Message, Queue, QueueConfig, QueueError, Result, pull_wait,
+};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,4 +143,61 @@ async fn running_relay_publishes_on_notify() {
     assert_eq!(payloads(&got.unwrap()), [b"a"]);
     stop.send(()).unwrap();
     task.await.unwrap();
+}
+
+/// A queue whose publishes to topic `down` fail, as a backend outage would.
+struct Flaky(Arc<dyn Queue>);
+
+impl Queue for Flaky {
+    fn publish(&self, topic: &str, payload: &[u8], dedup_id: Option<&str>) -> Result<u64> {
+        if topic == "down" {
+            return Err(QueueError::Backend("unreachable".into()));
+        }
+        self.0.publish(topic, payload, dedup_id)
+    }
+    fn pull(&self, t: &str, c: &str, max: usize, cfg: &ConsumerConfig) -> Result<Vec<Message>> {
+        self.0.pull(t, c, max, cfg)
+    }
+    fn ack(&self, t: &str, c: &str, seq: u64) -> Result<()> {
+        self.0.ack(t, c, seq)
+    }
+    fn nak(&self, t: &str, c: &str, seq: u64, delay: Duration) -> Result<()> {
+        self.0.nak(t, c, seq, delay)
+    }
+    fn in_progress(&self, t: &str, c: &str, seq: u64, extend: Duration) -> Result<()> {
+        self.0.in_progress(t, c, seq, extend)
+    }
+    fn term(&self, t: &str, c: &str, seq: u64) -> Result<()> {
+        self.0.term(t, c, seq)
+    }
+    fn pending(&self, t: &str, c: &str) -> Result<u64> {
+        self.0.pending(t, c)
+    }
+    fn trim(&self, t: &str) -> Result<u64> {
+        self.0.trim(t)
+    }
+    fn subscribe(&self, t: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe(t)
+    }
+}
+
+#[test]
+fn failed_publish_stops_the_batch_and_keeps_order() {
+    let mut f = setup();
+    let flaky: Arc<dyn Queue> = Arc::new(Flaky(f.queue.clone()));
+    let tx = f.meta.transaction().unwrap();
+    for topic in [T, "down", T] {
+        enqueue(&tx, topic, topic.as_bytes(), None).unwrap();
+    }
+    tx.commit().unwrap();
+    let r = relay(&f.meta_path, &flaky);
+    let err = r.relay_once().unwrap_err();
+    assert!(err.retry_safe());
+    let left: Vec<i64> = r.fetch(10).unwrap().iter().map(|row| row.id).collect();
+    assert_eq!(
+        left,
+        [2, 3],
+        "published row deleted, the rest kept in order"
+    );
+    assert_eq!(everything(&f.queue).len(), 1);
 }
