@@ -11,6 +11,7 @@ pub mod codestore;
 pub mod config;
 pub mod control;
 pub mod metrics;
+pub mod queue;
 pub mod router;
 pub mod runtimes;
 pub mod sandbox;
