@@ -4,6 +4,7 @@
 //! (management), wired in one process by [`serve`]; [`cli`] holds the client commands.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod agent;
 pub mod api;
 pub mod cli;

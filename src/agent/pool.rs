@@ -134,7 +134,9 @@ impl Pools {
         let mut g = self.lock();
         let mut gone = Vec::new();
         g.idle.retain(|_, list| {
-            let of_fn = list.first().is_some_and(|(i, _)| i.descriptor.function_arn == function_arn);
+            let of_fn = list
+                .first()
+                .is_some_and(|(i, _)| i.descriptor.function_arn == function_arn);
             if of_fn {
                 gone.append(list);
             }

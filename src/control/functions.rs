@@ -8,11 +8,11 @@ use crate::api::types::*;
 use crate::codestore;
 use crate::store::workflow::WorkflowKind;
 use crate::store::{MakeVersion, Op, StoreError, StoredVersion};
-use std::sync::Arc;
 use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 const LATEST: &str = "$LATEST";
 
@@ -248,9 +248,9 @@ impl Control {
     fn check_idle(&self, latest: &StoredVersion) -> Result<(), ApiError> {
         let c = &latest.config;
         if c.state == "Pending" {
-            return Err(ApiError::conflict(format!(
-                "The operation cannot be performed at this time. The function is currently in the following state: Pending"
-            )));
+            return Err(ApiError::conflict(
+                "The operation cannot be performed at this time. The function is currently in the following state: Pending",
+            ));
         }
         if c.last_update_status == "InProgress" {
             return Err(ApiError::conflict(format!(
@@ -263,14 +263,25 @@ impl Control {
 
     /// Writes a changed `$LATEST` (new RevisionId, `InProgress`) with the workflow that brings
     /// it into service, publishing a version in the same transaction when asked.
-    async fn save_latest(&self, mut latest: StoredVersion, kind: WorkflowKind, publish: bool) -> Result<Reply, ApiError> {
+    async fn save_latest(
+        &self,
+        mut latest: StoredVersion,
+        kind: WorkflowKind,
+        publish: bool,
+    ) -> Result<Reply, ApiError> {
         latest.config.revision_id = new_revision();
         latest.config.last_modified = now_last_modified();
         latest.config.last_update_status = "InProgress".into();
         latest.config.last_update_status_reason = Some("The function is being updated.".into());
         latest.config.last_update_status_reason_code = None;
         let name = latest.config.function_name.clone();
-        let wf = new_workflow(&self.account, &name, kind, &latest.config.revision_id, &latest.code_sha256_hex);
+        let wf = new_workflow(
+            &self.account,
+            &name,
+            kind,
+            &latest.config.revision_id,
+            &latest.code_sha256_hex,
+        );
         let mut ops = vec![Op::PutVersion(latest.clone())];
         ops.extend(start_ops(&wf));
         if publish {
@@ -307,10 +318,15 @@ impl Control {
         latest.config.code_sha256 = base64_sha(&sha);
         latest.config.code_size = size;
         latest.code_sha256_hex = sha;
-        self.save_latest(latest, WorkflowKind::UpdateCode, req.publish).await
+        self.save_latest(latest, WorkflowKind::UpdateCode, req.publish)
+            .await
     }
 
-    pub(super) async fn update_configuration(&self, name: &str, body: Bytes) -> Result<Reply, ApiError> {
+    pub(super) async fn update_configuration(
+        &self,
+        name: &str,
+        body: Bytes,
+    ) -> Result<Reply, ApiError> {
         let req: UpdateFunctionConfigurationRequest = parse_body(&body)?;
         let mut latest = self.lookup(name, None)?;
         Self::check_revision(&latest, req.revision_id.as_deref())?;
@@ -337,14 +353,16 @@ impl Control {
                 variables: env.variables,
             });
         }
-        self.save_latest(latest, WorkflowKind::UpdateConfiguration, false).await
+        self.save_latest(latest, WorkflowKind::UpdateConfiguration, false)
+            .await
     }
 
     /// The op that publishes `$LATEST` as the next version (or reuses the newest version when
     /// nothing changed), recorded in `workflow` when it is part of one.
     fn publish_op(&self, name: &str, description: Option<&str>, workflow: Option<&str>) -> Op {
         let route = workflow.is_none();
-        let (region, account, fname) = (self.region.clone(), self.account.clone(), name.to_string());
+        let (region, account, fname) =
+            (self.region.clone(), self.account.clone(), name.to_string());
         let description = description.map(str::to_string);
         let make: MakeVersion = Arc::new(move |latest: &StoredVersion, num: u64| {
             let mut v = latest.clone();
@@ -357,7 +375,12 @@ impl Control {
             }
             v
         });
-        Op::Publish { name: name.to_string(), make, workflow: workflow.map(str::to_string), route }
+        Op::Publish {
+            name: name.to_string(),
+            make,
+            workflow: workflow.map(str::to_string),
+            route,
+        }
     }
 
     pub(super) async fn publish(&self, name: &str, body: Bytes) -> Result<Reply, ApiError> {
@@ -376,11 +399,18 @@ impl Control {
         // `$LATEST` is in service, so its code is stored and verified: the version is
         // routable in the same transaction that creates it.
         let op = self.publish_op(name, req.description.as_deref(), None);
-        let done = self.commit(&self.account, vec![op]).await.map_err(|e| match e {
-            StoreError::NotFound => self.not_found(name, None),
-            e => store_err(e),
-        })?;
-        let v = done.published.into_iter().next().ok_or_else(|| ApiError::service("publish made no version"))?;
+        let done = self
+            .commit(&self.account, vec![op])
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => self.not_found(name, None),
+                e => store_err(e),
+            })?;
+        let v = done
+            .published
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::service("publish made no version"))?;
         Reply::json(StatusCode::CREATED, &v.config)
     }
 
@@ -396,17 +426,26 @@ impl Control {
         Reply::json(StatusCode::OK, serde_json::json!({ "Versions": configs }))
     }
 
-    pub(super) async fn delete(&self, name: &str, qualifier: Option<&str>) -> Result<Reply, ApiError> {
+    pub(super) async fn delete(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Reply, ApiError> {
         if qualifier == Some(LATEST) {
             return Err(ApiError::invalid_parameter(
                 "$LATEST version cannot be deleted without deleting the function.",
             ));
         }
         let ops = match qualifier {
-            Some(v) => vec![Op::DeleteVersion { name: name.to_string(), version: v.to_string() }],
+            Some(v) => vec![Op::DeleteVersion {
+                name: name.to_string(),
+                version: v.to_string(),
+            }],
             None => {
                 let wf = new_workflow(&self.account, name, WorkflowKind::DeleteFunction, "", "");
-                let mut ops = vec![Op::DeleteFunction { name: name.to_string() }];
+                let mut ops = vec![Op::DeleteFunction {
+                    name: name.to_string(),
+                }];
                 ops.extend(start_ops(&wf));
                 ops
             }

@@ -102,21 +102,35 @@ impl Control {
 
     /// The publish-route step: make the workflow's `$LATEST` revision and versions routable,
     /// then wait until every router has applied that change-feed revision.
-    pub async fn publish_route(&self, w: &WorkflowRecord, timeout: std::time::Duration) -> Result<(), String> {
+    pub async fn publish_route(
+        &self,
+        w: &WorkflowRecord,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
         let mut ops = Vec::new();
-        let latest = self.store.get(&w.tenant, &w.function, "$LATEST").map_err(|e| e.to_string())?;
+        let latest = self
+            .store
+            .get(&w.tenant, &w.function, "$LATEST")
+            .map_err(|e| e.to_string())?;
         if w.kind != WorkflowKind::DeleteFunction {
             let latest = latest.ok_or("the function was deleted")?;
             if latest.config.revision_id == w.revision_id {
                 ops.push(route_op(&latest));
             }
             for v in &w.versions {
-                if let Some(rec) = self.store.get(&w.tenant, &w.function, v).map_err(|e| e.to_string())? {
+                if let Some(rec) = self
+                    .store
+                    .get(&w.tenant, &w.function, v)
+                    .map_err(|e| e.to_string())?
+                {
                     ops.push(route_op(&rec));
                 }
             }
         }
-        let done = self.commit(&w.tenant, ops).await.map_err(|e| e.to_string())?;
+        let done = self
+            .commit(&w.tenant, ops)
+            .await
+            .map_err(|e| e.to_string())?;
         let rev = match done.revision {
             Some(rev) => rev,
             None => self.store.revision().map_err(|e| e.to_string())?,
@@ -125,7 +139,9 @@ impl Control {
         if self.acks.wait_all(rev, timeout).await {
             Ok(())
         } else {
-            Err(format!("routers did not acknowledge revision {rev} in time"))
+            Err(format!(
+                "routers did not acknowledge revision {rev} in time"
+            ))
         }
     }
 
@@ -163,14 +179,20 @@ impl Control {
 
     /// Rewrites the reported state of the workflow's `$LATEST` (if still the workflow's
     /// revision) and of its versions; a deleted function has nothing to update.
-    fn state_ops(&self, w: &WorkflowRecord, f: impl Fn(&mut crate::api::types::FunctionConfiguration)) -> Vec<Op> {
+    fn state_ops(
+        &self,
+        w: &WorkflowRecord,
+        f: impl Fn(&mut crate::api::types::FunctionConfiguration),
+    ) -> Vec<Op> {
         let mut ops = Vec::new();
         if w.kind == WorkflowKind::DeleteFunction {
             return ops;
         }
         let names = std::iter::once("$LATEST".to_string()).chain(w.versions.iter().cloned());
         for v in names {
-            let Ok(Some(mut rec)) = self.store.get(&w.tenant, &w.function, &v) else { continue };
+            let Ok(Some(mut rec)) = self.store.get(&w.tenant, &w.function, &v) else {
+                continue;
+            };
             if v == "$LATEST" && rec.config.revision_id != w.revision_id {
                 continue;
             }

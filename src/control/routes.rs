@@ -26,12 +26,19 @@ impl RouteAcks {
 
     /// A router that stopped no longer holds publications back.
     pub fn forget(&self, router: &str) {
-        self.routers.lock().unwrap_or_else(|p| p.into_inner()).remove(router);
+        self.routers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(router);
         self.changed.send_replace(());
     }
 
     fn all_at_least(&self, rev: u64) -> bool {
-        self.routers.lock().unwrap_or_else(|p| p.into_inner()).values().all(|r| *r >= rev)
+        self.routers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .all(|r| *r >= rev)
     }
 
     /// Waits until every live router acknowledged `rev`; `false` on timeout.
@@ -57,7 +64,10 @@ mod tests {
     #[tokio::test]
     async fn waits_for_every_router() {
         let acks = std::sync::Arc::new(RouteAcks::default());
-        assert!(acks.wait_all(5, Duration::from_millis(10)).await, "no routers: nothing to wait for");
+        assert!(
+            acks.wait_all(5, Duration::from_millis(10)).await,
+            "no routers: nothing to wait for"
+        );
         acks.ack("a", 4);
         acks.ack("b", 5);
         assert!(!acks.wait_all(5, Duration::from_millis(20)).await);

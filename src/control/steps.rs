@@ -18,10 +18,16 @@ pub struct StepError {
 
 impl StepError {
     fn fatal(message: impl Into<String>) -> Self {
-        StepError { message: message.into(), retryable: false }
+        StepError {
+            message: message.into(),
+            retryable: false,
+        }
     }
     fn retry(message: impl Into<String>) -> Self {
-        StepError { message: message.into(), retryable: true }
+        StepError {
+            message: message.into(),
+            retryable: true,
+        }
     }
 }
 
@@ -35,27 +41,51 @@ pub struct Steps {
 }
 
 impl Steps {
-    pub async fn run(&self, control: &Control, w: &WorkflowRecord, step: StepName) -> Result<(), StepError> {
+    pub async fn run(
+        &self,
+        control: &Control,
+        w: &WorkflowRecord,
+        step: StepName,
+    ) -> Result<(), StepError> {
         match step {
             StepName::StoreCode => verify_code(control, &w.code_sha256).await,
             StepName::PrepareRuntime => self.prepare_runtime(control, w).await,
-            StepName::WarmCache => self.agent.prefetch(&w.code_sha256).await.map_err(StepError::retry),
-            StepName::PublishRoute => control.publish_route(w, self.ack_timeout).await.map_err(StepError::retry),
+            StepName::WarmCache => self
+                .agent
+                .prefetch(&w.code_sha256)
+                .await
+                .map_err(StepError::retry),
+            StepName::PublishRoute => control
+                .publish_route(w, self.ack_timeout)
+                .await
+                .map_err(StepError::retry),
             StepName::Cleanup => {
-                let arn = crate::api::names::function_arn(control.region(), control.account(), &w.function);
+                let arn = crate::api::names::function_arn(
+                    control.region(),
+                    control.account(),
+                    &w.function,
+                );
                 self.agent.retire_function(&arn).await;
                 Ok(())
             }
         }
     }
 
-    async fn prepare_runtime(&self, control: &Control, w: &WorkflowRecord) -> Result<(), StepError> {
+    async fn prepare_runtime(
+        &self,
+        control: &Control,
+        w: &WorkflowRecord,
+    ) -> Result<(), StepError> {
         let latest = control
             .store()
             .get(&w.tenant, &w.function, "$LATEST")
             .map_err(|e| StepError::retry(e.to_string()))?
             .ok_or_else(|| StepError::fatal("the function was deleted"))?;
-        let (dir, python, rt) = (self.runtimes_dir.clone(), self.python.clone(), latest.config.runtime);
+        let (dir, python, rt) = (
+            self.runtimes_dir.clone(),
+            self.python.clone(),
+            latest.config.runtime,
+        );
         tokio::task::spawn_blocking(move || crate::runtimes::ensure(&dir, &python, &rt))
             .await
             .map_err(|e| StepError::retry(e.to_string()))?
@@ -69,7 +99,9 @@ async fn verify_code(control: &Control, sha: &str) -> Result<(), StepError> {
     tokio::task::spawn_blocking(move || match code.get(&sha) {
         Ok(bytes) if crate::codestore::sha256_hex(&bytes) == sha => Ok(()),
         Ok(_) => Err(StepError::fatal(format!("code package {sha} is corrupt"))),
-        Err(e) => Err(StepError::fatal(format!("code package {sha} is missing: {e}"))),
+        Err(e) => Err(StepError::fatal(format!(
+            "code package {sha} is missing: {e}"
+        ))),
     })
     .await
     .map_err(|e| StepError::retry(e.to_string()))?

@@ -35,7 +35,13 @@ struct Outcome {
 }
 
 /// A new workflow record for `function` (call [`start_ops`] to schedule it).
-pub fn new_workflow(tenant: &str, function: &str, kind: WorkflowKind, revision_id: &str, code_sha256: &str) -> WorkflowRecord {
+pub fn new_workflow(
+    tenant: &str,
+    function: &str,
+    kind: WorkflowKind,
+    revision_id: &str,
+    code_sha256: &str,
+) -> WorkflowRecord {
     let now = now_ms();
     WorkflowRecord {
         id: uuid::Uuid::new_v4().to_string(),
@@ -62,9 +68,17 @@ pub fn start_ops(w: &WorkflowRecord) -> Vec<Op> {
 }
 
 fn command_op(w: &WorkflowRecord, step: StepName) -> Op {
-    let payload = serde_json::to_vec(&Command { workflow: w.id.clone(), step }).unwrap_or_default();
+    let payload = serde_json::to_vec(&Command {
+        workflow: w.id.clone(),
+        step,
+    })
+    .unwrap_or_default();
     let dedup_id = format!("cmd-{}-{}-{}", w.id, step.as_str(), w.retries);
-    Op::Outbox { topic: step.topic(), payload, dedup_id }
+    Op::Outbox {
+        topic: step.topic(),
+        payload,
+        dedup_id,
+    }
 }
 
 fn outcome_op(w: &WorkflowRecord, step: StepName, result: &Result<(), StepError>) -> Op {
@@ -76,26 +90,59 @@ fn outcome_op(w: &WorkflowRecord, step: StepName, result: &Result<(), StepError>
     };
     let payload = serde_json::to_vec(&o).unwrap_or_default();
     let dedup_id = format!("res-{}-{}-{}", w.id, step.as_str(), w.retries);
-    Op::Outbox { topic: RESULTS.into(), payload, dedup_id }
+    Op::Outbox {
+        topic: RESULTS.into(),
+        payload,
+        dedup_id,
+    }
 }
 
 /// Test hooks (never set in production): kill the process right after a step's side effect,
-/// or slow a step down. Read from `HEARTH_FAULT_KILL_AFTER_STEP` and
-/// `HEARTH_FAULT_DELAY_STEP` (`step:millis`).
-#[derive(Debug, Clone, Default)]
+/// slow a step down, or make its first runs fail. Read from `HEARTH_FAULT_KILL_AFTER_STEP`
+/// (`step`), `HEARTH_FAULT_DELAY_STEP` (`step:millis`) and `HEARTH_FAULT_FAIL_STEP`
+/// (`step:times`).
+#[derive(Debug, Default)]
 pub struct Faults {
     pub kill_after: Option<StepName>,
     pub delay: Option<(StepName, Duration)>,
+    pub fail: Option<(StepName, std::sync::atomic::AtomicU32)>,
 }
 
 impl Faults {
     pub fn from_env() -> Faults {
-        let kill_after = std::env::var("HEARTH_FAULT_KILL_AFTER_STEP").ok().and_then(|s| StepName::parse(&s));
+        let kill_after = std::env::var("HEARTH_FAULT_KILL_AFTER_STEP")
+            .ok()
+            .and_then(|s| StepName::parse(&s));
         let delay = std::env::var("HEARTH_FAULT_DELAY_STEP").ok().and_then(|s| {
             let (step, ms) = s.split_once(':')?;
-            Some((StepName::parse(step)?, Duration::from_millis(ms.parse().ok()?)))
+            Some((
+                StepName::parse(step)?,
+                Duration::from_millis(ms.parse().ok()?),
+            ))
         });
-        Faults { kill_after, delay }
+        let fail = std::env::var("HEARTH_FAULT_FAIL_STEP").ok().and_then(|s| {
+            let (step, n) = s.split_once(':')?;
+            Some((
+                StepName::parse(step)?,
+                std::sync::atomic::AtomicU32::new(n.parse().ok()?),
+            ))
+        });
+        Faults {
+            kill_after,
+            delay,
+            fail,
+        }
+    }
+
+    /// Whether this run of `step` must fail (and counts it).
+    fn take_failure(&self, step: StepName) -> bool {
+        use std::sync::atomic::Ordering;
+        self.fail.as_ref().is_some_and(|(s, left)| {
+            *s == step
+                && left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+        })
     }
 }
 
@@ -109,22 +156,47 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(control: Arc<Control>, queue: Arc<dyn Queue>, steps: Steps, faults: Faults) -> Arc<Engine> {
-        let consumer = ConsumerConfig { lease: Duration::from_secs(30), max_deliveries: 0, dead_letter_topic: None };
-        Arc::new(Engine { control, queue, steps, consumer, faults })
+    pub fn new(
+        control: Arc<Control>,
+        queue: Arc<dyn Queue>,
+        steps: Steps,
+        faults: Faults,
+    ) -> Arc<Engine> {
+        // A short lease, extended while a step runs: after a crash, its command is delivered
+        // again within seconds.
+        let consumer = ConsumerConfig {
+            lease: LEASE,
+            max_deliveries: 0,
+            dead_letter_topic: None,
+        };
+        Arc::new(Engine {
+            control,
+            queue,
+            steps,
+            consumer,
+            faults,
+        })
     }
 
     /// Runs the engine loop and one worker per step until `shutdown` flips to true.
     pub async fn run(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(self.clone().consume(RESULTS.to_string(), ENGINE, shutdown.clone()));
+        tasks.spawn(
+            self.clone()
+                .consume(RESULTS.to_string(), ENGINE, shutdown.clone()),
+        );
         for step in StepName::ALL {
             tasks.spawn(self.clone().consume(step.topic(), WORKER, shutdown.clone()));
         }
         while tasks.join_next().await.is_some() {}
     }
 
-    async fn consume(self: Arc<Self>, topic: String, consumer: &'static str, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    async fn consume(
+        self: Arc<Self>,
+        topic: String,
+        consumer: &'static str,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             if *shutdown.borrow() {
                 return;
@@ -162,8 +234,12 @@ impl Engine {
         let q = self.queue.clone();
         let (topic, consumer, seq) = (topic.to_string(), consumer.to_string(), m.seq);
         let settle = match done {
-            Ok(Settle::Ack) => tokio::task::spawn_blocking(move || q.ack(&topic, &consumer, seq)).await,
-            Ok(Settle::Retry(delay)) => tokio::task::spawn_blocking(move || q.nak(&topic, &consumer, seq, delay)).await,
+            Ok(Settle::Ack) => {
+                tokio::task::spawn_blocking(move || q.ack(&topic, &consumer, seq)).await
+            }
+            Ok(Settle::Retry(delay)) => {
+                tokio::task::spawn_blocking(move || q.nak(&topic, &consumer, seq, delay)).await
+            }
             Err(e) => {
                 tracing::error!(error = %e, "workflow message dropped");
                 tokio::task::spawn_blocking(move || q.term(&topic, &consumer, seq)).await
@@ -185,13 +261,22 @@ impl Engine {
 
     /// A step command: run the step once per (workflow, step, retry generation).
     async fn on_command(&self, c: Command, m: &Message) -> Result<Settle, String> {
-        let Some(w) = self.load(&c.workflow)? else { return Ok(Settle::Ack) };
+        let Some(w) = self.load(&c.workflow)? else {
+            return Ok(Settle::Ack);
+        };
         if w.status != Status::Running || w.current_step() != Some(c.step) {
             return Ok(Settle::Ack);
         }
-        let prior = self.control.store().steps(&w.id).map_err(|e| e.to_string())?;
+        let prior = self
+            .control
+            .store()
+            .steps(&w.id)
+            .map_err(|e| e.to_string())?;
         let prior = prior.into_iter().find(|s| s.step == c.step);
-        if prior.as_ref().is_some_and(|s| s.status == Status::Succeeded) {
+        if prior
+            .as_ref()
+            .is_some_and(|s| s.status == Status::Succeeded)
+        {
             // Done before a crash: its result was committed with it (outbox).
             return Ok(Settle::Ack);
         }
@@ -208,22 +293,47 @@ impl Engine {
         rec.attempts += 1;
         rec.started_ms = Some(now_ms());
         rec.finished_ms = None;
-        self.commit(&w.tenant, vec![Op::PutStep(rec.clone())]).await.map_err(|e| e.to_string())?;
+        self.commit(&w.tenant, vec![Op::PutStep(rec.clone())])
+            .await
+            .map_err(|e| e.to_string())?;
+        let heartbeat = self.heartbeat(c.step.topic(), m.seq);
         let result = self.run_step(&w, c.step).await;
+        heartbeat.abort();
         if let Err(e) = &result
             && e.retryable
             && m.deliveries < MAX_ATTEMPTS
         {
             rec.error = Some(e.message.clone());
-            self.commit(&w.tenant, vec![Op::PutStep(rec)]).await.map_err(|e| e.to_string())?;
+            self.commit(&w.tenant, vec![Op::PutStep(rec)])
+                .await
+                .map_err(|e| e.to_string())?;
             return Ok(Settle::Retry(backoff(m.deliveries)));
         }
-        rec.status = if result.is_ok() { Status::Succeeded } else { Status::Failed };
+        rec.status = if result.is_ok() {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        };
         rec.finished_ms = Some(now_ms());
         rec.error = result.as_ref().err().map(|e| e.message.clone());
         let ops = vec![Op::PutStep(rec), outcome_op(&w, c.step, &result)];
-        self.commit(&w.tenant, ops).await.map_err(|e| e.to_string())?;
+        self.commit(&w.tenant, ops)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Settle::Ack)
+    }
+
+    /// Keeps a running step's command leased (JetStream's in-progress ack).
+    fn heartbeat(&self, topic: String, seq: u64) -> tokio::task::JoinHandle<()> {
+        let q = self.queue.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                let (q, t) = (q.clone(), topic.clone());
+                let _ = tokio::task::spawn_blocking(move || q.in_progress(&t, WORKER, seq, LEASE))
+                    .await;
+            }
+        })
     }
 
     async fn run_step(&self, w: &WorkflowRecord, step: StepName) -> Result<(), StepError> {
@@ -232,9 +342,18 @@ impl Engine {
         {
             tokio::time::sleep(d).await;
         }
+        if self.faults.take_failure(step) {
+            return Err(StepError {
+                message: format!("injected failure of {}", step.as_str()),
+                retryable: false,
+            });
+        }
         let result = self.steps.run(&self.control, w, step).await;
         if self.faults.kill_after == Some(step) && result.is_ok() {
-            tracing::error!(step = step.as_str(), "fault injection: killing the process after the step");
+            tracing::error!(
+                step = step.as_str(),
+                "fault injection: killing the process after the step"
+            );
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         }
         result
@@ -242,7 +361,9 @@ impl Engine {
 
     /// A step result: next step, success or failure.
     async fn on_outcome(&self, o: Outcome) -> Result<Settle, String> {
-        let Some(mut w) = self.load(&o.workflow)? else { return Ok(Settle::Ack) };
+        let Some(mut w) = self.load(&o.workflow)? else {
+            return Ok(Settle::Ack);
+        };
         if w.status != Status::Running || w.current_step() != Some(o.step) {
             return Ok(Settle::Ack);
         }
@@ -251,7 +372,11 @@ impl Engine {
         if !o.ok {
             w.status = Status::Failed;
             w.error = o.error.clone();
-            ops.extend(self.control.fail_ops(&w, o.step, o.error.as_deref().unwrap_or("step failed")));
+            ops.extend(self.control.fail_ops(
+                &w,
+                o.step,
+                o.error.as_deref().unwrap_or("step failed"),
+            ));
         } else if w.current + 1 < w.kind.steps().len() {
             w.current += 1;
             ops.extend(w.current_step().map(|s| command_op(&w, s)));
@@ -261,7 +386,9 @@ impl Engine {
             ops.extend(self.control.finish_ops(&w));
         }
         ops.push(Op::PutWorkflow(w.clone()));
-        self.commit(&w.tenant, ops).await.map_err(|e| e.to_string())?;
+        self.commit(&w.tenant, ops)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Settle::Ack)
     }
 
@@ -277,10 +404,15 @@ impl Engine {
         w.updated_ms = now_ms();
         let step = w.current_step().ok_or("workflow has no step to retry")?;
         let ops = vec![Op::PutWorkflow(w.clone()), command_op(&w, step)];
-        self.commit(&w.tenant, ops).await.map_err(|e| e.to_string())?;
+        self.commit(&w.tenant, ops)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(w)
     }
 }
+
+/// How long a pulled message stays leased without a heartbeat.
+const LEASE: Duration = Duration::from_secs(3);
 
 /// Deliveries of one step command before its failure is final.
 const MAX_ATTEMPTS: u32 = 3;

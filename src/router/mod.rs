@@ -76,7 +76,10 @@ impl Router {
 
     /// Follows the control service's change feed (cache flushes and acknowledgements) until
     /// `shutdown` flips to true.
-    pub fn follow_changes(&self, shutdown: tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + use<> {
+    pub fn follow_changes(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + use<> {
         self.resolver.clone().follow(shutdown)
     }
 

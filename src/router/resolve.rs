@@ -24,7 +24,12 @@ impl Resolver {
         let changes = control.changes();
         let rev = *changes.borrow();
         control.route_acks().ack("router", rev);
-        Resolver { control, changes, cache: Mutex::new((rev, HashMap::new())), id: "router".into() }
+        Resolver {
+            control,
+            changes,
+            cache: Mutex::new((rev, HashMap::new())),
+            id: "router".into(),
+        }
     }
 
     /// Follows the change feed: flush, then acknowledge each revision, until the feed ends.
@@ -49,7 +54,11 @@ impl Resolver {
         }
     }
 
-    pub fn resolve(&self, name: &str, qualifier: Option<&str>) -> Result<Arc<VersionDescriptor>, ApiError> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Arc<VersionDescriptor>, ApiError> {
         let key = (name.to_string(), qualifier.unwrap_or("$LATEST").to_string());
         let rev = *self.changes.borrow();
         {
@@ -71,7 +80,12 @@ impl Resolver {
 
     /// Reads what the router may serve; a function that exists but is not in service yet is
     /// 409, as Lambda answers for a `Pending` function.
-    fn load(&self, name: &str, version: &str, qualifier: Option<&str>) -> Result<VersionDescriptor, ApiError> {
+    fn load(
+        &self,
+        name: &str,
+        version: &str,
+        qualifier: Option<&str>,
+    ) -> Result<VersionDescriptor, ApiError> {
         let store = self.control.store();
         let account = self.control.account();
         let err = |e: crate::store::StoreError| ApiError::service(e.to_string());
@@ -89,7 +103,11 @@ impl Resolver {
 fn descriptor(v: &StoredVersion, control: &Control) -> VersionDescriptor {
     let c = &v.config;
     VersionDescriptor {
-        function_arn: crate::api::names::function_arn(control.region(), control.account(), &c.function_name),
+        function_arn: crate::api::names::function_arn(
+            control.region(),
+            control.account(),
+            &c.function_name,
+        ),
         function_name: c.function_name.clone(),
         version: c.version.clone(),
         code_sha256: v.code_sha256_hex.clone(),
@@ -97,7 +115,11 @@ fn descriptor(v: &StoredVersion, control: &Control) -> VersionDescriptor {
         handler: c.handler.clone(),
         memory_mb: c.memory_size,
         timeout_secs: c.timeout,
-        environment: c.environment.as_ref().map(|e| e.variables.clone()).unwrap_or_default(),
+        environment: c
+            .environment
+            .as_ref()
+            .map(|e| e.variables.clone())
+            .unwrap_or_default(),
         revision_id: c.revision_id.clone(),
     }
 }

@@ -42,10 +42,19 @@ pub enum Op {
     /// version is recorded in workflow `workflow` when given (inserted earlier in the same
     /// transaction or before). With `route`, the version is made routable at once (its code
     /// is already in service).
-    Publish { name: String, make: MakeVersion, workflow: Option<String>, route: bool },
+    Publish {
+        name: String,
+        make: MakeVersion,
+        workflow: Option<String>,
+        route: bool,
+    },
     /// Sets (or, with `None`, removes) what the router serves for `name:version`. A record equal
     /// to the current one (same RevisionId) changes nothing and bumps no revision.
-    Route { name: String, version: String, record: Option<StoredVersion> },
+    Route {
+        name: String,
+        version: String,
+        record: Option<StoredVersion>,
+    },
     /// Deletes a whole function: versions, routes.
     DeleteFunction { name: String },
     /// Deletes one published version and its route.
@@ -55,23 +64,37 @@ pub enum Op {
     /// Inserts or replaces a step record.
     PutStep(StepRecord),
     /// Appends a message to the outbox (published to the queue by the relay after commit).
-    Outbox { topic: String, payload: Vec<u8>, dedup_id: String },
+    Outbox {
+        topic: String,
+        payload: Vec<u8>,
+        dedup_id: String,
+    },
 }
 
 impl std::fmt::Debug for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Op::CreateFunction(v) => write!(f, "CreateFunction({})", v.config.function_name),
-            Op::PutVersion(v) => write!(f, "PutVersion({}:{})", v.config.function_name, v.config.version),
+            Op::PutVersion(v) => write!(
+                f,
+                "PutVersion({}:{})",
+                v.config.function_name, v.config.version
+            ),
             Op::Publish { name, .. } => write!(f, "Publish({name})"),
-            Op::Route { name, version, record } => {
+            Op::Route {
+                name,
+                version,
+                record,
+            } => {
                 write!(f, "Route({name}:{version}, {})", record.is_some())
             }
             Op::DeleteFunction { name } => write!(f, "DeleteFunction({name})"),
             Op::DeleteVersion { name, version } => write!(f, "DeleteVersion({name}:{version})"),
             Op::PutWorkflow(w) => write!(f, "PutWorkflow({})", w.id),
             Op::PutStep(s) => write!(f, "PutStep({}:{:?})", s.workflow_id, s.step),
-            Op::Outbox { topic, dedup_id, .. } => write!(f, "Outbox({topic}, {dedup_id})"),
+            Op::Outbox {
+                topic, dedup_id, ..
+            } => write!(f, "Outbox({topic}, {dedup_id})"),
         }
     }
 }
@@ -127,12 +150,22 @@ pub trait MetadataStore: Send + Sync {
     fn transact(&self, tenant: &str, ops: &[Op]) -> Result<Committed, StoreError>;
 
     /// What the router serves for `name:version` (`None`: not routable, e.g. still Pending).
-    fn route(&self, tenant: &str, name: &str, version: &str) -> Result<Option<StoredVersion>, StoreError>;
+    fn route(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredVersion>, StoreError>;
 
     fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError>;
 
     /// Workflows, newest first, optionally of one function.
-    fn workflows(&self, tenant: &str, function: Option<&str>, limit: usize) -> Result<Vec<WorkflowRecord>, StoreError>;
+    fn workflows(
+        &self,
+        tenant: &str,
+        function: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRecord>, StoreError>;
 
     /// The steps of a workflow that have a record, in step order.
     fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError>;

@@ -34,6 +34,9 @@ use txn::db;
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
+        // The outbox relay writes the same file from its own connection.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         conn.execute_batch(txn::SCHEMA).map_err(db)?;
         crate::queue::outbox::create_table(&conn).map_err(db)?;
@@ -51,7 +54,9 @@ impl SqliteStore {
         f: impl FnOnce(&Transaction) -> Result<T, StoreError>,
     ) -> Result<(T, u64), StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
         let out = f(&tx)?;
         let rev = bump(&tx, tenant, kind, key)?;
         tx.commit().map_err(db)?;
@@ -61,8 +66,11 @@ impl SqliteStore {
 
 /// Bumps the change-feed revision and records what changed (same transaction).
 fn bump(tx: &Transaction, tenant: &str, kind: &str, key: &str) -> Result<u64, StoreError> {
-    tx.execute("UPDATE revision SET rev = rev + 1 WHERE id = 0", []).map_err(db)?;
-    let rev: i64 = tx.query_row("SELECT rev FROM revision WHERE id = 0", [], |r| r.get(0)).map_err(db)?;
+    tx.execute("UPDATE revision SET rev = rev + 1 WHERE id = 0", [])
+        .map_err(db)?;
+    let rev: i64 = tx
+        .query_row("SELECT rev FROM revision WHERE id = 0", [], |r| r.get(0))
+        .map_err(db)?;
     tx.execute(
         "INSERT INTO changes (rev, tenant, kind, key) VALUES (?1, ?2, ?3, ?4)",
         params![rev, tenant, kind, key],
@@ -144,10 +152,17 @@ fn same_content(a: &StoredVersion, b: &StoredVersion) -> bool {
 }
 
 /// Creates a function and its `$LATEST`; `Conflict` when the name is taken.
-pub(super) fn create_in(tx: &Transaction, tenant: &str, latest: &StoredVersion) -> Result<(), StoreError> {
+pub(super) fn create_in(
+    tx: &Transaction,
+    tenant: &str,
+    latest: &StoredVersion,
+) -> Result<(), StoreError> {
     let name = &latest.config.function_name;
     let n = tx
-        .execute("INSERT OR IGNORE INTO functions (tenant, name) VALUES (?1, ?2)", params![tenant, name])
+        .execute(
+            "INSERT OR IGNORE INTO functions (tenant, name) VALUES (?1, ?2)",
+            params![tenant, name],
+        )
         .map_err(db)?;
     if n == 0 {
         return Err(StoreError::Conflict);
@@ -156,7 +171,11 @@ pub(super) fn create_in(tx: &Transaction, tenant: &str, latest: &StoredVersion) 
 }
 
 /// Replaces the record of an existing version.
-pub(super) fn put_version_in(tx: &Transaction, tenant: &str, v: &StoredVersion) -> Result<(), StoreError> {
+pub(super) fn put_version_in(
+    tx: &Transaction,
+    tenant: &str,
+    v: &StoredVersion,
+) -> Result<(), StoreError> {
     let (name, version) = (&v.config.function_name, &v.config.version);
     if get_in(tx, tenant, name, version)?.is_none() {
         return Err(StoreError::NotFound);
@@ -202,13 +221,24 @@ pub(super) fn publish_in(
 }
 
 /// Deletes a whole function or one published version; `NotFound` when absent.
-pub(super) fn delete_in(tx: &Transaction, tenant: &str, name: &str, version: Option<&str>) -> Result<(), StoreError> {
+pub(super) fn delete_in(
+    tx: &Transaction,
+    tenant: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<(), StoreError> {
     let n = match version {
         None => {
-            tx.execute("DELETE FROM versions WHERE tenant = ?1 AND name = ?2", params![tenant, name])
-                .map_err(db)?;
-            tx.execute("DELETE FROM functions WHERE tenant = ?1 AND name = ?2", params![tenant, name])
-                .map_err(db)?
+            tx.execute(
+                "DELETE FROM versions WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+            )
+            .map_err(db)?;
+            tx.execute(
+                "DELETE FROM functions WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+            )
+            .map_err(db)?
         }
         Some(v) => tx
             .execute(
@@ -217,18 +247,28 @@ pub(super) fn delete_in(tx: &Transaction, tenant: &str, name: &str, version: Opt
             )
             .map_err(db)?,
     };
-    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 impl MetadataStore for SqliteStore {
     fn create_function(&self, tenant: &str, latest: &StoredVersion) -> Result<u64, StoreError> {
         let name = &latest.config.function_name;
-        Ok(self.write(tenant, name, "function", |tx| create_in(tx, tenant, latest))?.1)
+        Ok(self
+            .write(tenant, name, "function", |tx| create_in(tx, tenant, latest))?
+            .1)
     }
 
     fn put_latest(&self, tenant: &str, latest: &StoredVersion) -> Result<u64, StoreError> {
         let name = &latest.config.function_name;
-        Ok(self.write(tenant, name, "function", |tx| put_version_in(tx, tenant, latest))?.1)
+        Ok(self
+            .write(tenant, name, "function", |tx| {
+                put_version_in(tx, tenant, latest)
+            })?
+            .1)
     }
 
     fn publish(
@@ -237,7 +277,9 @@ impl MetadataStore for SqliteStore {
         name: &str,
         make: &dyn Fn(&StoredVersion, u64) -> StoredVersion,
     ) -> Result<(StoredVersion, u64), StoreError> {
-        self.write(tenant, name, "version", |tx| publish_in(tx, tenant, name, make))
+        self.write(tenant, name, "version", |tx| {
+            publish_in(tx, tenant, name, make)
+        })
     }
 
     fn get(
@@ -274,7 +316,11 @@ impl MetadataStore for SqliteStore {
     }
 
     fn delete(&self, tenant: &str, name: &str, version: Option<&str>) -> Result<u64, StoreError> {
-        Ok(self.write(tenant, name, "function", |tx| delete_in(tx, tenant, name, version))?.1)
+        Ok(self
+            .write(tenant, name, "function", |tx| {
+                delete_in(tx, tenant, name, version)
+            })?
+            .1)
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
@@ -288,7 +334,9 @@ impl MetadataStore for SqliteStore {
 
     fn transact(&self, tenant: &str, ops: &[Op]) -> Result<Committed, StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
         let mut out = Committed::default();
         let mut changed = Vec::new();
         for op in ops {
@@ -303,7 +351,12 @@ impl MetadataStore for SqliteStore {
         Ok(out)
     }
 
-    fn route(&self, tenant: &str, name: &str, version: &str) -> Result<Option<StoredVersion>, StoreError> {
+    fn route(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredVersion>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         txn::get_route(&conn, tenant, name, version)
     }
@@ -313,7 +366,12 @@ impl MetadataStore for SqliteStore {
         txn::get_workflow(&conn, id)
     }
 
-    fn workflows(&self, tenant: &str, function: Option<&str>, limit: usize) -> Result<Vec<WorkflowRecord>, StoreError> {
+    fn workflows(
+        &self,
+        tenant: &str,
+        function: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         txn::list_workflows(&conn, tenant, function, limit)
     }

@@ -32,11 +32,21 @@ fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
 }
 
 /// Applies one op; returns whether it changed routable state (bumps the revision).
-pub fn apply(tx: &Transaction, tenant: &str, op: &Op, out: &mut Committed) -> Result<bool, StoreError> {
+pub fn apply(
+    tx: &Transaction,
+    tenant: &str,
+    op: &Op,
+    out: &mut Committed,
+) -> Result<bool, StoreError> {
     match op {
         Op::CreateFunction(v) => super::sqlite::create_in(tx, tenant, v).map(|_| true),
         Op::PutVersion(v) => super::sqlite::put_version_in(tx, tenant, v).map(|_| true),
-        Op::Publish { name, make, workflow, route: routable } => {
+        Op::Publish {
+            name,
+            make,
+            workflow,
+            route: routable,
+        } => {
             let v = super::sqlite::publish_in(tx, tenant, name, make.as_ref())?;
             if let Some(id) = workflow {
                 record_version(tx, id, &v.config.version)?;
@@ -47,9 +57,17 @@ pub fn apply(tx: &Transaction, tenant: &str, op: &Op, out: &mut Committed) -> Re
             out.published.push(v);
             Ok(true)
         }
-        Op::Route { name, version, record } => route(tx, tenant, name, version, record.as_ref()),
+        Op::Route {
+            name,
+            version,
+            record,
+        } => route(tx, tenant, name, version, record.as_ref()),
         Op::DeleteFunction { name } => {
-            tx.execute("DELETE FROM routes WHERE tenant = ?1 AND name = ?2", params![tenant, name]).map_err(db)?;
+            tx.execute(
+                "DELETE FROM routes WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+            )
+            .map_err(db)?;
             super::sqlite::delete_in(tx, tenant, name, None).map(|_| true)
         }
         Op::DeleteVersion { name, version } => {
@@ -62,7 +80,11 @@ pub fn apply(tx: &Transaction, tenant: &str, op: &Op, out: &mut Committed) -> Re
         }
         Op::PutWorkflow(w) => put_workflow(tx, w).map(|_| false),
         Op::PutStep(s) => put_step(tx, s).map(|_| false),
-        Op::Outbox { topic, payload, dedup_id } => {
+        Op::Outbox {
+            topic,
+            payload,
+            dedup_id,
+        } => {
             crate::queue::outbox::enqueue(tx, topic, payload, Some(dedup_id)).map_err(db)?;
             out.outbox = true;
             Ok(false)
@@ -70,7 +92,13 @@ pub fn apply(tx: &Transaction, tenant: &str, op: &Op, out: &mut Committed) -> Re
     }
 }
 
-fn route(tx: &Transaction, tenant: &str, name: &str, version: &str, record: Option<&StoredVersion>) -> Result<bool, StoreError> {
+fn route(
+    tx: &Transaction,
+    tenant: &str,
+    name: &str,
+    version: &str,
+    record: Option<&StoredVersion>,
+) -> Result<bool, StoreError> {
     let Some(v) = record else {
         let n = tx
             .execute(
@@ -80,7 +108,9 @@ fn route(tx: &Transaction, tenant: &str, name: &str, version: &str, record: Opti
             .map_err(db)?;
         return Ok(n > 0);
     };
-    if get_route(tx, tenant, name, version)?.is_some_and(|cur| cur.config.revision_id == v.config.revision_id) {
+    if get_route(tx, tenant, name, version)?
+        .is_some_and(|cur| cur.config.revision_id == v.config.revision_id)
+    {
         return Ok(false);
     }
     tx.execute(
@@ -91,7 +121,12 @@ fn route(tx: &Transaction, tenant: &str, name: &str, version: &str, record: Opti
     Ok(true)
 }
 
-pub fn get_route(conn: &Connection, tenant: &str, name: &str, version: &str) -> Result<Option<StoredVersion>, StoreError> {
+pub fn get_route(
+    conn: &Connection,
+    tenant: &str,
+    name: &str,
+    version: &str,
+) -> Result<Option<StoredVersion>, StoreError> {
     let row: Option<(String, String)> = conn
         .query_row(
             "SELECT config, code_sha256 FROM routes WHERE tenant = ?1 AND name = ?2 AND version = ?3",
@@ -100,7 +135,13 @@ pub fn get_route(conn: &Connection, tenant: &str, name: &str, version: &str) -> 
         )
         .optional()
         .map_err(db)?;
-    row.map(|(c, sha)| Ok(StoredVersion { config: parse(&c)?, code_sha256_hex: sha })).transpose()
+    row.map(|(c, sha)| {
+        Ok(StoredVersion {
+            config: parse(&c)?,
+            code_sha256_hex: sha,
+        })
+    })
+    .transpose()
 }
 
 fn record_version(tx: &Transaction, workflow_id: &str, version: &str) -> Result<(), StoreError> {
@@ -131,27 +172,47 @@ fn put_step(tx: &Transaction, s: &StepRecord) -> Result<(), StoreError> {
 
 pub fn get_workflow(conn: &Connection, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
     let rec: Option<String> = conn
-        .query_row("SELECT record FROM workflows WHERE id = ?1", params![id], |r| r.get(0))
+        .query_row(
+            "SELECT record FROM workflows WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(db)?;
     rec.map(|r| parse(&r)).transpose()
 }
 
-pub fn list_workflows(conn: &Connection, tenant: &str, function: Option<&str>, limit: usize) -> Result<Vec<WorkflowRecord>, StoreError> {
+pub fn list_workflows(
+    conn: &Connection,
+    tenant: &str,
+    function: Option<&str>,
+    limit: usize,
+) -> Result<Vec<WorkflowRecord>, StoreError> {
     let mut stmt = conn
         .prepare(
             "SELECT record FROM workflows WHERE tenant = ?1 AND (?2 IS NULL OR function = ?2) \
              ORDER BY created_ms DESC, id LIMIT ?3",
         )
         .map_err(db)?;
-    let rows = stmt.query_map(params![tenant, function, limit as i64], |r| r.get::<_, String>(0)).map_err(db)?;
-    rows.map(|r| r.map_err(db).and_then(|s| parse(&s))).collect()
+    let rows = stmt
+        .query_map(params![tenant, function, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })
+        .map_err(db)?;
+    rows.map(|r| r.map_err(db).and_then(|s| parse(&s)))
+        .collect()
 }
 
 pub fn list_steps(conn: &Connection, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-    let mut stmt = conn.prepare("SELECT record FROM workflow_steps WHERE workflow_id = ?1").map_err(db)?;
-    let rows = stmt.query_map(params![workflow_id], |r| r.get::<_, String>(0)).map_err(db)?;
-    let mut steps: Vec<StepRecord> = rows.map(|r| r.map_err(db).and_then(|s| parse(&s))).collect::<Result<_, _>>()?;
+    let mut stmt = conn
+        .prepare("SELECT record FROM workflow_steps WHERE workflow_id = ?1")
+        .map_err(db)?;
+    let rows = stmt
+        .query_map(params![workflow_id], |r| r.get::<_, String>(0))
+        .map_err(db)?;
+    let mut steps: Vec<StepRecord> = rows
+        .map(|r| r.map_err(db).and_then(|s| parse(&s)))
+        .collect::<Result<_, _>>()?;
     steps.sort_by_key(|s| StepName::ALL.iter().position(|n| *n == s.step));
     Ok(steps)
 }
