@@ -35,6 +35,7 @@ pub async fn serve(
     let meta = data.join("meta.sqlite");
     let store = Arc::new(SqliteStore::open(&meta)?);
     let code = LocalCodeStore::new(data.join("code"))?;
+    code.remove_leftovers()?;
     let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&data.join("queue.sqlite"))?);
     let relay = Relay::open(&meta, queue.clone(), Duration::from_millis(500))?;
     let control = Arc::new(Control::new(&cfg, store, code.clone(), relay.clone())?);

@@ -169,7 +169,11 @@ impl Agent {
             settings,
             driver,
             code: code.clone(),
-            cache: NodeCache::new(cfg.data_dir.join("cache"))?,
+            cache: {
+                let cache = NodeCache::new(cfg.data_dir.join("cache"))?;
+                cache.remove_leftovers()?;
+                cache
+            },
             pools: Pools::new(
                 a.max_instances,
                 metrics.agent.idle_memory_mb_seconds.clone(),

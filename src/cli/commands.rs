@@ -240,6 +240,13 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
             )
             .await
         }
+        cmd @ (FnCommand::Alias { .. }
+        | FnCommand::Concurrency { .. }
+        | FnCommand::Url { .. }
+        | FnCommand::Permission { .. }
+        | FnCommand::Tag { .. }
+        | FnCommand::Untag { .. }
+        | FnCommand::Tags { .. }) => super::resources::run(c, cmd).await,
         FnCommand::Delete { name, qualifier } => {
             c.json(
                 Method::DELETE,

@@ -3,6 +3,7 @@
 
 pub mod client;
 mod commands;
+mod resources;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -191,4 +192,38 @@ pub enum FnCommand {
         #[arg(long)]
         qualifier: Option<String>,
     },
+    /// Aliases: create, get, update, delete, list.
+    Alias {
+        #[command(subcommand)]
+        command: resources::AliasCommand,
+    },
+    /// Reserved concurrency: put, get, delete.
+    Concurrency {
+        #[command(subcommand)]
+        command: resources::ConcurrencyCommand,
+    },
+    /// Function URLs: create, get, delete.
+    Url {
+        #[command(subcommand)]
+        command: resources::UrlCommand,
+    },
+    /// Resource policy: add, remove, policy.
+    Permission {
+        #[command(subcommand)]
+        command: resources::PermissionCommand,
+    },
+    /// Tag a function: K=V (repeatable).
+    Tag {
+        function: String,
+        #[arg(value_name = "K=V", required = true)]
+        tags: Vec<String>,
+    },
+    /// Remove tags from a function by key.
+    Untag {
+        function: String,
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
+    },
+    /// List a function's tags.
+    Tags { function: String },
 }

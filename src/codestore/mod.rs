@@ -60,8 +60,8 @@ pub struct ZipSummary {
 /// other than stored/deflate; names that are absolute, contain `..`, a backslash or NUL, a
 /// component over 255 bytes or a path over 1024 bytes; symlinks and every other entry that is
 /// neither a regular file nor a directory; duplicate names (after dropping `./` and trailing
-/// `/`); a file that is also used as a directory; more than `max_entries` entries (also counting
-/// the directories that paths imply); more than `max_unpacked` inflated bytes (counted while
+/// `/`); a file that is also used as a directory; more than `max_entries` entries, or paths that
+/// make more than twice that many files and directories (counting implied parents); more than `max_unpacked` inflated bytes (counted while
 /// inflating, declared sizes are not trusted); a size that differs from the declared one; and,
 /// when `require_bootstrap`, a package without a regular file `bootstrap` at its root.
 pub fn validate_zip(

@@ -264,9 +264,24 @@ fn refuses_too_many_entries() {
         )
         .is_ok()
     );
-    // Directories implied by a path count too.
+    // Directories implied by paths are bounded too, at twice the entry limit.
     let bytes = build(|z| file(z, "a/b/c/d/e", b"x"));
-    assert_refused(&bytes, &small, "more than 4 entries");
+    let two = ZipLimits {
+        max_entries: 2,
+        ..limits()
+    };
+    assert_refused(&bytes, &two, "paths make more than 4 files and directories");
+    assert!(
+        validate_zip(
+            &bytes,
+            &ZipLimits {
+                max_entries: 3,
+                ..limits()
+            },
+            false
+        )
+        .is_ok()
+    );
 }
 
 #[test]

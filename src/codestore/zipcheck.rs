@@ -109,9 +109,15 @@ pub(super) fn walk(
 
 fn too_many_entries(limits: &ZipLimits) -> ZipError {
     refuse(format!(
-        "the zip has more than {} entries (files and directories, counting the directories their paths imply)",
+        "the zip has more than {} entries",
         limits.max_entries
     ))
+}
+
+/// Files and directories on disk, counting the directories that paths only imply: bounded at
+/// twice the entry limit, so memory and inodes stay bounded whatever the paths look like.
+fn max_nodes(limits: &ZipLimits) -> usize {
+    limits.max_entries.saturating_mul(2)
 }
 
 fn walk_entry(
@@ -371,8 +377,11 @@ impl Tree {
         explicit: bool,
         limits: &ZipLimits,
     ) -> Result<usize, ZipError> {
-        if self.nodes.len() >= limits.max_entries {
-            return Err(too_many_entries(limits));
+        if self.nodes.len() >= max_nodes(limits) {
+            return Err(refuse(format!(
+                "the zip's paths make more than {} files and directories",
+                max_nodes(limits)
+            )));
         }
         let id = self.nodes.len() + 1;
         self.nodes.insert(

@@ -1,5 +1,6 @@
 //! Management requests as one typed action: `match (method, path)` in one place.
 
+use super::resource_action::{ResourceAction, is_resource_path};
 use crate::api::ApiError;
 use crate::api::names::{FunctionRef, merge_qualifier, parse_function_name};
 use http::Method;
@@ -36,11 +37,13 @@ pub enum Action {
     ListVersions {
         name: String,
     },
+    /// Aliases, concurrency, URLs, event invoke configs, permissions, tags.
+    Resource(ResourceAction),
 }
 
 /// Whether a path belongs to the management API (the router forwards these to control).
 pub fn is_management_path(path: &str) -> bool {
-    path.starts_with("/2015-03-31/functions")
+    path.starts_with("/2015-03-31/functions") || is_resource_path(path)
 }
 
 /// Decodes a percent-encoded path segment.
@@ -71,6 +74,9 @@ impl Action {
         query: &str,
         account: &str,
     ) -> Result<Action, ApiError> {
+        if let Some(r) = ResourceAction::parse(method, path, query, account) {
+            return r.map(Action::Resource);
+        }
         let rest = path.strip_prefix("/2015-03-31/functions").unwrap_or("");
         if !rest.is_empty() && !rest.starts_with('/') {
             return Err(ApiError::unknown_operation(format!(

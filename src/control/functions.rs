@@ -106,6 +106,8 @@ impl Control {
         let description = validate::description(req.description.as_deref())?;
         let env = req.environment.clone().unwrap_or_default().variables;
         validate::environment(&env)?;
+        let tags = req.tags.clone().unwrap_or_default();
+        super::tags::validate_tags(&tags)?;
         let code = req.code.clone().unwrap_or_default();
         let zip = validate::zip_file(
             code.zip_file.as_deref(),
@@ -174,6 +176,9 @@ impl Control {
             StoreError::Conflict => ApiError::conflict(format!("Function already exist: {name}")),
             e => store_err(e),
         })?;
+        if !tags.is_empty() {
+            self.add_tags(&name, &tags)?;
+        }
         let shown = done.published.into_iter().next().unwrap_or(latest);
         Reply::json(StatusCode::CREATED, &shown.config)
     }
@@ -186,14 +191,15 @@ impl Control {
     ) -> Result<Reply, ApiError> {
         let v = self.lookup(name, qualifier)?;
         let location = format!("{base_url}/hearth/v1/code/{}.zip", v.code_sha256_hex);
-        Reply::json(
-            StatusCode::OK,
-            serde_json::json!({
-                "Configuration": v.config,
-                "Code": { "RepositoryType": "S3", "Location": location },
-                "Tags": {},
-            }),
-        )
+        let mut body = serde_json::json!({
+            "Configuration": v.config,
+            "Code": { "RepositoryType": "S3", "Location": location },
+            "Tags": self.function_tags(name)?,
+        });
+        if let Some(n) = self.reserved_concurrency(name)? {
+            body["Concurrency"] = serde_json::json!({ "ReservedConcurrentExecutions": n });
+        }
+        Reply::json(StatusCode::OK, body)
     }
 
     pub(super) fn get_configuration(
@@ -452,6 +458,7 @@ impl Control {
         };
         self.commit(&self.account, ops).await.map_err(|e| match e {
             StoreError::NotFound => self.not_found(name, qualifier),
+            StoreError::Conflict => self.version_in_use(name, qualifier.unwrap_or_default()),
             e => store_err(e),
         })?;
         Ok(Reply::empty(StatusCode::NO_CONTENT))

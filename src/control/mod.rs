@@ -9,7 +9,29 @@ pub mod steps;
 mod validate;
 pub mod workflow;
 
+mod aliases;
+mod concurrency;
+mod event_invoke;
+mod policy;
+mod resource_action;
+mod resources;
+mod tags;
+mod urls;
+
 pub use action::{Action, decode_segment, is_management_path, query_param};
+/// Pure parsers of untrusted management input, one per operation (fuzzed).
+pub mod parse {
+    pub use super::aliases::{parse_create_alias, parse_update_alias};
+    pub use super::concurrency::parse_put_concurrency;
+    pub use super::event_invoke::parse_event_invoke_config;
+    pub use super::policy::parse_add_permission;
+    pub use super::resource_action::query_params;
+    pub use super::resources::parse_json;
+    pub use super::tags::{parse_tag_resource, parse_untag_keys};
+    pub use super::urls::{parse_create_url, parse_update_url};
+}
+pub use aliases::is_alias_name;
+pub use resource_action::{Page, ResourceAction};
 pub use validate::RESERVED_ENV;
 
 use crate::api::ApiError;
@@ -243,6 +265,7 @@ impl Control {
             Action::Delete { name, qualifier } => self.delete(&name, qualifier.as_deref()).await,
             Action::Publish { name } => self.publish(&name, body).await,
             Action::ListVersions { name } => self.list_versions(&name),
+            Action::Resource(r) => self.handle_resource(r, body, base_url),
         }
     }
 

@@ -1,11 +1,13 @@
 //! Metadata store: functions and their versions, with the change feed (DESIGN.md
 //! "Change feed"). The embedded backend is SQLite ([`sqlite::SqliteStore`]).
 
+pub mod resources;
 pub mod sqlite;
 mod txn;
 pub mod workflow;
 
 use crate::api::types::FunctionConfiguration;
+pub use resources::{Edit, EditError, EditFn, FunctionView, ResourceStore};
 use std::sync::Arc;
 use workflow::{StepRecord, WorkflowRecord};
 
@@ -112,7 +114,8 @@ pub struct Committed {
 
 /// The metadata store seam. Every write bumps the change-feed revision in its transaction
 /// and returns the new revision.
-pub trait MetadataStore: Send + Sync {
+/// A function's other resources (aliases, URLs, policies, …) are in [`ResourceStore`].
+pub trait MetadataStore: ResourceStore + Send + Sync {
     /// Creates a function with its `$LATEST`; `Conflict` if the name is taken.
     fn create_function(&self, tenant: &str, latest: &StoredVersion) -> Result<u64, StoreError>;
     /// Replaces `$LATEST` of an existing function.

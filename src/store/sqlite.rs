@@ -8,6 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::Path;
 use std::sync::Mutex;
 
+mod resources;
+
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
@@ -40,6 +42,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(db)?;
         conn.execute_batch(txn::SCHEMA).map_err(db)?;
         crate::queue::outbox::create_table(&conn).map_err(db)?;
+        conn.execute_batch(resources::SCHEMA).map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -229,6 +232,7 @@ pub(super) fn delete_in(
 ) -> Result<(), StoreError> {
     let n = match version {
         None => {
+            resources::delete_function(tx, tenant, name)?;
             tx.execute(
                 "DELETE FROM versions WHERE tenant = ?1 AND name = ?2",
                 params![tenant, name],
@@ -240,12 +244,14 @@ pub(super) fn delete_in(
             )
             .map_err(db)?
         }
-        Some(v) => tx
-            .execute(
+        Some(v) => {
+            resources::delete_version(tx, tenant, name, v)?;
+            tx.execute(
                 "DELETE FROM versions WHERE tenant = ?1 AND name = ?2 AND version = ?3 AND num > 0",
                 params![tenant, name, v],
             )
-            .map_err(db)?,
+            .map_err(db)?
+        }
     };
     if n == 0 {
         Err(StoreError::NotFound)
