@@ -41,6 +41,7 @@ pub async fn serve(
     let control = Arc::new(Control::new(&cfg, store, code.clone(), relay.clone())?);
     let agent = Agent::new(&cfg, code, metrics.clone())?;
     let agent_client: Arc<dyn AgentClient> = Arc::new(agent.clone());
+    let agent_for_restore = agent.clone();
     let steps = Steps {
         agent: agent_client.clone(),
         runtimes_dir: cfg.runtimes.dir.clone(),
@@ -88,6 +89,11 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     }));
     prepare_runtimes(&cfg).await?;
+    match control.restore_provisioned(&agent_for_restore).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(instances = n, "provisioned concurrency restored"),
+        Err(e) => tracing::error!(error = %e, "restoring provisioned concurrency"),
+    }
     ready.store(true, Ordering::SeqCst);
     if let Some(path) = ready_file {
         write_ready_file(&path, public_addr, admin_addr)?;

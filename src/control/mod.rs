@@ -4,6 +4,7 @@
 
 mod action;
 mod functions;
+pub mod provisioned;
 pub mod routes;
 pub mod steps;
 mod validate;
@@ -100,6 +101,31 @@ impl Control {
         })
     }
 
+    /// The immutable descriptor agents run a stored version by.
+    pub fn descriptor(&self, v: &StoredVersion) -> crate::api::VersionDescriptor {
+        let c = &v.config;
+        crate::api::VersionDescriptor {
+            function_arn: crate::api::names::function_arn(
+                &self.region,
+                &self.account,
+                &c.function_name,
+            ),
+            function_name: c.function_name.clone(),
+            version: c.version.clone(),
+            code_sha256: v.code_sha256_hex.clone(),
+            runtime: c.runtime.clone(),
+            handler: c.handler.clone(),
+            memory_mb: c.memory_size,
+            timeout_secs: c.timeout,
+            environment: c
+                .environment
+                .as_ref()
+                .map(|e| e.variables.clone())
+                .unwrap_or_default(),
+            revision_id: c.revision_id.clone(),
+        }
+    }
+
     /// Where routers acknowledge the revisions they have applied.
     pub fn route_acks(&self) -> &Arc<routes::RouteAcks> {
         &self.acks
@@ -169,6 +195,9 @@ impl Control {
 
     /// Ops that record a finished workflow on the function: `Active` / `Successful`.
     pub fn finish_ops(&self, w: &WorkflowRecord) -> Vec<Op> {
+        if w.kind == WorkflowKind::Provision {
+            return self.provisioned_status_ops(w, "READY", None);
+        }
         self.state_ops(w, |c| {
             c.state = "Active".into();
             c.state_reason = None;
@@ -186,6 +215,9 @@ impl Control {
             StepName::PrepareRuntime => "InvalidRuntime",
             _ => "InternalError",
         };
+        if w.kind == WorkflowKind::Provision {
+            return self.provisioned_status_ops(w, "FAILED", Some(error));
+        }
         let creating = w.kind == WorkflowKind::CreateFunction;
         self.state_ops(w, |c| {
             if creating {
@@ -266,6 +298,14 @@ impl Control {
             Action::Publish { name } => self.publish(&name, body).await,
             Action::ListVersions { name } => self.list_versions(&name),
             Action::Resource(r) => self.handle_resource(r, body, base_url),
+            Action::PutProvisioned { name, qualifier } => {
+                self.put_provisioned(&name, qualifier, &body).await
+            }
+            Action::GetProvisioned { name, qualifier } => self.get_provisioned(&name, qualifier),
+            Action::DeleteProvisioned { name, qualifier } => {
+                self.delete_provisioned(&name, qualifier).await
+            }
+            Action::ListProvisioned { name } => self.list_provisioned(&name),
         }
     }
 

@@ -59,6 +59,7 @@ impl Steps {
                 .publish_route(w, self.ack_timeout)
                 .await
                 .map_err(StepError::retry),
+            StepName::Provision => self.provision(control, w).await,
             StepName::Cleanup => {
                 let arn = crate::api::names::function_arn(
                     control.region(),
@@ -69,6 +70,30 @@ impl Steps {
                 Ok(())
             }
         }
+    }
+
+    /// Makes the agents hold what the config asks for (or release it), keyed by the config.
+    async fn provision(&self, control: &Control, w: &WorkflowRecord) -> Result<(), StepError> {
+        let q = w
+            .qualifier
+            .as_deref()
+            .ok_or_else(|| StepError::fatal("no qualifier"))?;
+        let targets = control
+            .provision_targets(&w.function, q)
+            .map_err(StepError::fatal)?;
+        let wanted: usize = targets.iter().map(|(_, n)| n).sum();
+        let key = super::provisioned::config_key(&w.function, q);
+        let got = self
+            .agent
+            .provision(&key, targets)
+            .await
+            .map_err(StepError::retry)?;
+        if got < wanted {
+            return Err(StepError::retry(format!(
+                "{got} of {wanted} provisioned instances are ready"
+            )));
+        }
+        Ok(())
     }
 
     async fn prepare_runtime(

@@ -53,6 +53,7 @@ pub fn new_workflow(
         revision_id: revision_id.to_string(),
         versions: vec![],
         code_sha256: code_sha256.to_string(),
+        qualifier: None,
         error: None,
         retries: 0,
         created_ms: now,

@@ -6,7 +6,6 @@
 
 use crate::api::{ApiError, VersionDescriptor};
 use crate::control::{Control, is_alias_name};
-use crate::store::StoredVersion;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -137,37 +136,13 @@ impl Resolver {
         let version = qualifier.unwrap_or("$LATEST");
         let route = store.route(self.control.account(), name, version);
         if let Some(v) = route.map_err(|e| ApiError::service(e.to_string()))? {
-            return Ok(descriptor(&v, &self.control));
+            return Ok(self.control.descriptor(&v));
         }
         let reported = self.control.lookup(name, qualifier)?;
         Err(ApiError::conflict(format!(
             "The operation cannot be performed at this time. The function is currently in the following state: {}",
             reported.config.state
         )))
-    }
-}
-
-fn descriptor(v: &StoredVersion, control: &Control) -> VersionDescriptor {
-    let c = &v.config;
-    VersionDescriptor {
-        function_arn: crate::api::names::function_arn(
-            control.region(),
-            control.account(),
-            &c.function_name,
-        ),
-        function_name: c.function_name.clone(),
-        version: c.version.clone(),
-        code_sha256: v.code_sha256_hex.clone(),
-        runtime: c.runtime.clone(),
-        handler: c.handler.clone(),
-        memory_mb: c.memory_size,
-        timeout_secs: c.timeout,
-        environment: c
-            .environment
-            .as_ref()
-            .map(|e| e.variables.clone())
-            .unwrap_or_default(),
-        revision_id: c.revision_id.clone(),
     }
 }
 

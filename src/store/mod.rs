@@ -65,6 +65,13 @@ pub enum Op {
     PutWorkflow(WorkflowRecord),
     /// Inserts or replaces a step record.
     PutStep(StepRecord),
+    /// Stores (or with `None` removes) a function resource document (no revision bump).
+    PutResource {
+        name: String,
+        kind: String,
+        key: String,
+        json: Option<String>,
+    },
     /// Appends a message to the outbox (published to the queue by the relay after commit).
     Outbox {
         topic: String,
@@ -94,6 +101,9 @@ impl std::fmt::Debug for Op {
             Op::DeleteVersion { name, version } => write!(f, "DeleteVersion({name}:{version})"),
             Op::PutWorkflow(w) => write!(f, "PutWorkflow({})", w.id),
             Op::PutStep(s) => write!(f, "PutStep({}:{:?})", s.workflow_id, s.step),
+            Op::PutResource {
+                name, kind, key, ..
+            } => write!(f, "PutResource({name}, {kind}, {key})"),
             Op::Outbox {
                 topic, dedup_id, ..
             } => write!(f, "Outbox({topic}, {dedup_id})"),

@@ -80,6 +80,25 @@ pub fn apply(
         }
         Op::PutWorkflow(w) => put_workflow(tx, w).map(|_| false),
         Op::PutStep(s) => put_step(tx, s).map(|_| false),
+        Op::PutResource {
+            name,
+            kind,
+            key,
+            json: doc,
+        } => {
+            match doc {
+                Some(j) => tx.execute(
+                    "INSERT OR REPLACE INTO function_resources (tenant, function, kind, key, json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![tenant, name, kind, key, j],
+                ),
+                None => tx.execute(
+                    "DELETE FROM function_resources WHERE tenant = ?1 AND function = ?2 AND kind = ?3 AND key = ?4",
+                    params![tenant, name, kind, key],
+                ),
+            }
+            .map_err(db)?;
+            Ok(false)
+        }
         Op::Outbox {
             topic,
             payload,

@@ -11,6 +11,8 @@ pub enum WorkflowKind {
     UpdateCode,
     UpdateConfiguration,
     DeleteFunction,
+    /// Put or delete a provisioned concurrency config (`qualifier`).
+    Provision,
 }
 
 /// A step: a message to the module that owns the resource.
@@ -27,15 +29,18 @@ pub enum StepName {
     PublishRoute,
     /// Stop instances of a deleted function and drop unreferenced code (agents, code store).
     Cleanup,
+    /// Make agents hold the provisioned instances a config asks for (agents).
+    Provision,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 5] = [
+    pub const ALL: [StepName; 6] = [
         StepName::StoreCode,
         StepName::PrepareRuntime,
         StepName::WarmCache,
         StepName::PublishRoute,
         StepName::Cleanup,
+        StepName::Provision,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +50,7 @@ impl StepName {
             StepName::WarmCache => "warm_cache",
             StepName::PublishRoute => "publish_route",
             StepName::Cleanup => "cleanup",
+            StepName::Provision => "provision",
         }
     }
 
@@ -68,6 +74,7 @@ impl WorkflowKind {
             }
             WorkflowKind::UpdateConfiguration => &[PrepareRuntime, WarmCache, PublishRoute],
             WorkflowKind::DeleteFunction => &[PublishRoute, Cleanup],
+            WorkflowKind::Provision => &[Provision],
         }
     }
 }
@@ -98,6 +105,9 @@ pub struct WorkflowRecord {
     pub versions: Vec<String>,
     /// Code package (hex SHA-256) the workflow deploys.
     pub code_sha256: String,
+    /// The qualifier a provisioned concurrency workflow applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
     pub error: Option<String>,
     /// Times a failed workflow was retried from its failed step.
     #[serde(default)]

@@ -335,6 +335,17 @@ impl Hearth {
         );
     }
 
+    /// Live sandboxes of this server (its instance cgroups).
+    pub fn instance_count(&self) -> usize {
+        let root = PathBuf::from("/sys/fs/cgroup/pids").join(&self.prefix);
+        std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count()
+    }
+
     /// Host processes that belong to this server's sandboxes (via its cgroups).
     pub fn sandbox_pids(&self) -> Vec<i32> {
         let root = PathBuf::from("/sys/fs/cgroup/pids").join(&self.prefix);
