@@ -605,6 +605,30 @@ class Compat:
         print(f"     weighted alias 90/10 over {n} invokes: {counts}", flush=True)
         check(0.06 <= share <= 0.14, f"version 3 ran {share:.1%} of {n} invokes at weight 10%: {counts}")
 
+    def test_provisioned_concurrency(self):
+        name = self.aliased
+        r = self.client.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier="2", ProvisionedConcurrentExecutions=2)
+        eq(status(r), 202, "PutProvisionedConcurrencyConfig HTTP status")
+        eq(r["Status"], "IN_PROGRESS", "Status right after put")
+        eq(r["RequestedProvisionedConcurrentExecutions"], 2, "Requested")
+        deadline = time.time() + 60
+        while True:
+            g = self.client.get_provisioned_concurrency_config(FunctionName=name, Qualifier="2")
+            if g["Status"] != "IN_PROGRESS" or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        eq(g["Status"], "READY", "Status once the agent holds the instances")
+        eq(g["AllocatedProvisionedConcurrentExecutions"], 2, "Allocated")
+        configs = self.client.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"]
+        eq([c["FunctionArn"] for c in configs], [arn(name, "2")], "ListProvisionedConcurrencyConfigs")
+        expect_error(self.exc.InvalidParameterValueException, self.client.put_provisioned_concurrency_config,
+                     FunctionName=name, Qualifier="$LATEST", ProvisionedConcurrentExecutions=1)
+        eq(status(self.client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="2")), 204,
+           "DeleteProvisionedConcurrencyConfig HTTP status")
+        expect_error(self.exc.ProvisionedConcurrencyConfigNotFoundException,
+                     self.client.get_provisioned_concurrency_config, FunctionName=name, Qualifier="2")
+
     def test_concurrency(self):
         self.publish_two(self.res, tags={"team": "core"})
         eq(self.client.get_function_concurrency(FunctionName=self.res).get("ReservedConcurrentExecutions"), None,
@@ -772,6 +796,7 @@ class Compat:
         "test_delete_function",
         "test_aliases",
         "test_weighted_alias",
+        "test_provisioned_concurrency",
         "test_concurrency",
         "test_function_url",
         "test_event_invoke_config",

@@ -100,6 +100,14 @@ fn provisioned_instances_really_run_and_outlive_keep_alive() {
     let ready = wait_status(&h, "pc", "1", "READY");
     assert_eq!(ready["AllocatedProvisionedConcurrentExecutions"], 2);
     assert_eq!(h.instance_count(), 2, "two instances before any invoke");
+    let cli = h.cli(&["fn", "provisioned", "get", "pc", "--qualifier", "1"]);
+    assert!(
+        String::from_utf8_lossy(&cli.stdout).contains("READY"),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let cli = h.cli(&["fn", "provisioned", "list", "pc"]);
+    assert!(String::from_utf8_lossy(&cli.stdout).contains("function:pc:1"));
     let inv = h.invoke("pc:1", "{}");
     assert_eq!(inv.header("x-hearth-cold-start"), Some("false"));
     assert_eq!(inv.json()["init"], "provisioned-concurrency");

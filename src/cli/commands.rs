@@ -242,6 +242,7 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
         }
         cmd @ (FnCommand::Alias { .. }
         | FnCommand::Concurrency { .. }
+        | FnCommand::Provisioned { .. }
         | FnCommand::Url { .. }
         | FnCommand::Permission { .. }
         | FnCommand::Tag { .. }

@@ -202,6 +202,11 @@ pub enum FnCommand {
         #[command(subcommand)]
         command: resources::ConcurrencyCommand,
     },
+    /// Provisioned concurrency: put, get, delete, list.
+    Provisioned {
+        #[command(subcommand)]
+        command: resources::ProvisionedCommand,
+    },
     /// Function URLs: create, get, delete.
     Url {
         #[command(subcommand)]
