@@ -144,8 +144,7 @@ pub struct Agent {
     pools: Pools,
     metrics: Arc<Metrics>,
     /// Provisioned concurrency configs: config key → (version, instances).
-    provisions:
-        std::sync::Mutex<std::collections::HashMap<String, Vec<(Arc<VersionDescriptor>, usize)>>>,
+    provisions: std::sync::Mutex<std::collections::HashMap<String, Vec<ProvisionTarget>>>,
 }
 
 impl Agent {
@@ -484,6 +483,9 @@ impl AgentClient for Arc<Agent> {
 }
 
 /// The Lambda bootstrap environment (`lambda-api.md`), then the runtime's, then the user's.
+/// A version and how many warm instances of it a provisioned concurrency config holds.
+pub type ProvisionTarget = (Arc<VersionDescriptor>, usize);
+
 /// `AWS_LAMBDA_INITIALIZATION_TYPE` of instances started for an invocation.
 const INIT_ON_DEMAND: &str = "on-demand";
 /// … and of instances started ahead of demand for a provisioned concurrency config.
