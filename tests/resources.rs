@@ -908,8 +908,8 @@ fn hostile_bodies_are_refused_and_store_nothing() {
             "/2019-09-30/functions/hb/provisioned-concurrency?Qualifier=1",
             json!({}),
         ),
-        404,
-        "UnknownOperationException",
+        400,
+        "InvalidParameterValueException",
     );
     err(
         &call(
