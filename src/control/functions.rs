@@ -6,6 +6,7 @@ use crate::api::ApiError;
 use crate::api::names::function_arn;
 use crate::api::types::*;
 use crate::codestore;
+use crate::store::resources::kind::TAGS;
 use crate::store::workflow::WorkflowKind;
 use crate::store::{MakeVersion, Op, StoreError, StoredVersion};
 use base64::Engine;
@@ -54,7 +55,15 @@ impl Control {
 
     /// Reads one version; 404 when the function or the version does not exist.
     pub fn lookup(&self, name: &str, qualifier: Option<&str>) -> Result<StoredVersion, ApiError> {
-        let version = qualifier.unwrap_or(LATEST);
+        let alias_target;
+        let version = match qualifier {
+            // An alias names the version it points to (GetFunction, GetFunctionConfiguration).
+            Some(q) if super::is_alias_name(q) => {
+                alias_target = self.alias(name, q)?.function_version;
+                alias_target.as_str()
+            }
+            q => q.unwrap_or(LATEST),
+        };
         self.store
             .get(&self.account, name, version)
             .map_err(store_err)?
@@ -168,6 +177,17 @@ impl Control {
             &latest.code_sha256_hex,
         );
         let mut ops = vec![Op::CreateFunction(latest.clone())];
+        if !tags.is_empty() {
+            // Validated above; stored in the same transaction as the function.
+            let json =
+                serde_json::to_string(&tags).map_err(|e| ApiError::service(e.to_string()))?;
+            ops.push(Op::PutResource {
+                name: name.clone(),
+                kind: TAGS.into(),
+                key: String::new(),
+                json: Some(json),
+            });
+        }
         ops.extend(start_ops(&wf));
         if req.publish {
             ops.push(self.publish_op(&name, None, Some(&wf.id)));
@@ -176,9 +196,6 @@ impl Control {
             StoreError::Conflict => ApiError::conflict(format!("Function already exist: {name}")),
             e => store_err(e),
         })?;
-        if !tags.is_empty() {
-            self.add_tags(&name, &tags)?;
-        }
         let shown = done.published.into_iter().next().unwrap_or(latest);
         Reply::json(StatusCode::CREATED, &shown.config)
     }
