@@ -141,7 +141,7 @@ class Compat:
 
     # ---------------------------------------------------------------- helpers
 
-    def check_config(self, c, name, version, zip_bytes, runtime, handler):
+    def check_config(self, c, name, version, zip_bytes, runtime, handler, state="Active", update="Successful"):
         eq(c["FunctionName"], name, "FunctionName")
         eq(c["FunctionArn"], arn(name, None if version == "$LATEST" else version), "FunctionArn")
         eq(c["Version"], version, "Version")
@@ -152,8 +152,10 @@ class Compat:
         eq(c["MemorySize"], 128, "MemorySize default")
         # This script creates its python functions with Timeout=10, the others with the default (3).
         eq(c["Timeout"], 10 if runtime == "python3.11" else 3, "Timeout")
-        eq(c["State"], "Active", "State")
-        eq(c["LastUpdateStatus"], "Successful", "LastUpdateStatus")
+        eq(c["State"], state, "State")
+        eq(c["LastUpdateStatus"], update, "LastUpdateStatus")
+        if state == "Pending":
+            eq(c.get("StateReasonCode"), "Creating", "StateReasonCode while Pending")
         eq(c["PackageType"], "Zip", "PackageType")
         check(isinstance(c["LastModified"], str) and LAST_MODIFIED.match(c["LastModified"]),
               f"LastModified {c.get('LastModified')!r} is not YYYY-MM-DDTHH:MM:SS.mmm+0000")
@@ -161,13 +163,24 @@ class Compat:
         check(c["Role"].startswith("arn:aws:iam::"), f"Role {c['Role']!r}")
 
     def create(self, name, zip_bytes, runtime, handler, publish=None, timeout=None):
+        """CreateFunction, which answers Pending at once; then waits, as AWS users do, until Active."""
         kwargs = dict(FunctionName=name, Runtime=runtime, Handler=handler,
                       Role=f"arn:aws:iam::{ACCOUNT}:role/lambda-role", Code={"ZipFile": zip_bytes})
         if publish is not None:
             kwargs["Publish"] = publish
         if timeout is not None:
             kwargs["Timeout"] = timeout
-        return self.client.create_function(**kwargs)
+        r = self.client.create_function(**kwargs)
+        self.wait_active(name)
+        return r
+
+    def wait_active(self, name):
+        self.client.get_waiter("function_active_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+    def wait_updated(self, name):
+        self.client.get_waiter("function_updated_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
     def invoke_json(self, **kwargs):
         r = self.client.invoke(**kwargs)
@@ -182,16 +195,23 @@ class Compat:
     def test_create_without_publish(self):
         r = self.create(self.echo, self.echo_zip, "provided.al2023", "echo.handler")
         eq(status(r), 201, "CreateFunction HTTP status")
-        self.check_config(r, self.echo, "$LATEST", self.echo_zip, "provided.al2023", "echo.handler")
+        self.check_config(r, self.echo, "$LATEST", self.echo_zip, "provided.al2023", "echo.handler",
+                          state="Pending", update="InProgress")
+        after = self.client.get_function_configuration(FunctionName=self.echo)
+        self.check_config(after, self.echo, "$LATEST", self.echo_zip, "provided.al2023", "echo.handler")
 
     def test_create_with_publish(self):
         r = self.create(self.hello, self.hello_zip, "python3.11", "hello.handler", publish=True, timeout=10)
         eq(status(r), 201, "CreateFunction HTTP status")
-        self.check_config(r, self.hello, "1", self.hello_zip, "python3.11", "hello.handler")
+        self.check_config(r, self.hello, "1", self.hello_zip, "python3.11", "hello.handler",
+                          state="Pending", update="InProgress")
+        v1 = self.client.get_function_configuration(FunctionName=self.hello, Qualifier="1")
+        self.check_config(v1, self.hello, "1", self.hello_zip, "python3.11", "hello.handler")
         latest = self.client.get_function_configuration(FunctionName=self.hello)
         self.check_config(latest, self.hello, "$LATEST", self.hello_zip, "python3.11", "hello.handler")
         r = self.create(self.cc, self.cc_zip, "python3.11", "cc.handler", publish=False, timeout=10)
-        self.check_config(r, self.cc, "$LATEST", self.cc_zip, "python3.11", "cc.handler")
+        self.check_config(r, self.cc, "$LATEST", self.cc_zip, "python3.11", "cc.handler",
+                          state="Pending", update="InProgress")
 
     def test_waiter_function_active_v2(self):
         self.client.get_waiter("function_active_v2").wait(
@@ -285,7 +305,8 @@ class Compat:
         before = self.client.get_function_configuration(FunctionName=self.echo)
         r = self.client.update_function_code(FunctionName=self.echo, ZipFile=self.echo_zip2)
         eq(status(r), 200, "UpdateFunctionCode HTTP status")
-        self.check_config(r, self.echo, "$LATEST", self.echo_zip2, "provided.al2023", "echo.handler")
+        self.check_config(r, self.echo, "$LATEST", self.echo_zip2, "provided.al2023", "echo.handler",
+                          update="InProgress")
         check(r["RevisionId"] != before["RevisionId"], "RevisionId did not change on update_function_code")
         self.client.get_waiter("function_updated_v2").wait(
             FunctionName=self.echo, WaiterConfig={"Delay": 1, "MaxAttempts": 3})
@@ -301,7 +322,9 @@ class Compat:
         # update with Publish=True: version 3 at once.
         r = self.client.update_function_code(FunctionName=self.echo, ZipFile=self.echo_zip3, Publish=True)
         eq(status(r), 200, "UpdateFunctionCode(Publish=True) HTTP status")
-        self.check_config(r, self.echo, "3", self.echo_zip3, "provided.al2023", "echo.handler")
+        self.check_config(r, self.echo, "3", self.echo_zip3, "provided.al2023", "echo.handler",
+                          update="InProgress")
+        self.wait_updated(self.echo)
         latest = self.client.get_function_configuration(FunctionName=self.echo)
         self.check_config(latest, self.echo, "$LATEST", self.echo_zip3, "provided.al2023", "echo.handler")
         self.client.get_waiter("function_updated_v2").wait(
@@ -502,8 +525,10 @@ class Compat:
         if tags:
             kwargs["Tags"] = tags
         self.client.create_function(**kwargs)
+        self.wait_active(name)
         eq(self.client.publish_version(FunctionName=name)["Version"], "1", "first version")
         self.client.update_function_configuration(FunctionName=name, Environment={"Variables": {"V": "2"}})
+        self.wait_updated(name)
         eq(self.client.publish_version(FunctionName=name)["Version"], "2", "second version")
 
     def test_aliases(self):
@@ -562,6 +587,7 @@ class Compat:
                                  RoutingConfig={"AdditionalVersionWeights": {}})
         self.client.update_function_configuration(
             FunctionName=name, Environment={"Variables": {"V": "3"}})
+        self.wait_updated(name)
         eq(self.client.publish_version(FunctionName=name)["Version"], "3", "third version")
         # A version that is an additional version of an alias cannot be deleted either.
         r = self.client.update_alias(FunctionName=name, Name="live", FunctionVersion="2",
@@ -578,6 +604,30 @@ class Compat:
         share = counts.get("3", 0) / n
         print(f"     weighted alias 90/10 over {n} invokes: {counts}", flush=True)
         check(0.06 <= share <= 0.14, f"version 3 ran {share:.1%} of {n} invokes at weight 10%: {counts}")
+
+    def test_provisioned_concurrency(self):
+        name = self.aliased
+        r = self.client.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier="2", ProvisionedConcurrentExecutions=2)
+        eq(status(r), 202, "PutProvisionedConcurrencyConfig HTTP status")
+        eq(r["Status"], "IN_PROGRESS", "Status right after put")
+        eq(r["RequestedProvisionedConcurrentExecutions"], 2, "Requested")
+        deadline = time.time() + 60
+        while True:
+            g = self.client.get_provisioned_concurrency_config(FunctionName=name, Qualifier="2")
+            if g["Status"] != "IN_PROGRESS" or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        eq(g["Status"], "READY", "Status once the agent holds the instances")
+        eq(g["AllocatedProvisionedConcurrentExecutions"], 2, "Allocated")
+        configs = self.client.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"]
+        eq([c["FunctionArn"] for c in configs], [arn(name, "2")], "ListProvisionedConcurrencyConfigs")
+        expect_error(self.exc.InvalidParameterValueException, self.client.put_provisioned_concurrency_config,
+                     FunctionName=name, Qualifier="$LATEST", ProvisionedConcurrentExecutions=1)
+        eq(status(self.client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="2")), 204,
+           "DeleteProvisionedConcurrencyConfig HTTP status")
+        expect_error(self.exc.ProvisionedConcurrencyConfigNotFoundException,
+                     self.client.get_provisioned_concurrency_config, FunctionName=name, Qualifier="2")
 
     def test_concurrency(self):
         self.publish_two(self.res, tags={"team": "core"})
@@ -746,6 +796,7 @@ class Compat:
         "test_delete_function",
         "test_aliases",
         "test_weighted_alias",
+        "test_provisioned_concurrency",
         "test_concurrency",
         "test_function_url",
         "test_event_invoke_config",

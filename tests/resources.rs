@@ -44,6 +44,7 @@ fn two_versions(h: &Hearth, name: &str, extra: Value) {
         body[k] = v.clone();
     }
     ok(h.create(body), 201);
+    h.wait_settled(name);
     assert_eq!(
         ok(
             call(h, "POST", &format!("{F}/{name}/versions"), json!({})),
@@ -56,6 +57,7 @@ fn two_versions(h: &Hearth, name: &str, extra: Value) {
         call(h, "PUT", &format!("{F}/{name}/configuration"), cfg),
         200,
     );
+    h.wait_settled(name);
     assert_eq!(
         ok(
             call(h, "POST", &format!("{F}/{name}/versions"), json!({})),
@@ -906,8 +908,8 @@ fn hostile_bodies_are_refused_and_store_nothing() {
             "/2019-09-30/functions/hb/provisioned-concurrency?Qualifier=1",
             json!({}),
         ),
-        404,
-        "UnknownOperationException",
+        400,
+        "InvalidParameterValueException",
     );
     err(
         &call(

@@ -104,6 +104,20 @@ fn invalid_entrypoint(req: &InvokeRequest, msg: &str) -> InvokeResponse {
 #[async_trait::async_trait]
 pub trait AgentClient: Send + Sync {
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, AgentError>;
+    /// Puts a code package into the node cache ahead of demand (idempotent).
+    async fn prefetch(&self, code_sha256: &str) -> Result<(), String>;
+    /// Stops the idle instances of a function (after delete); busy ones stop when done.
+    async fn retire_function(&self, function_arn: &str);
+    /// Holds `count` warm instances of each version for provisioned concurrency config
+    /// `config` (replacing its previous targets; empty targets release it). Idempotent: keyed
+    /// by the config, not by the call. Returns the instances allocated.
+    async fn provision(
+        &self,
+        config: &str,
+        targets: Vec<(Arc<VersionDescriptor>, usize)>,
+    ) -> Result<usize, String>;
+    /// Instances allocated for a provisioned concurrency config.
+    async fn provisioned(&self, config: &str) -> usize;
 }
 
 /// Settings the agent keeps from the config.
@@ -129,6 +143,8 @@ pub struct Agent {
     cache: NodeCache,
     pools: Pools,
     metrics: Arc<Metrics>,
+    /// Provisioned concurrency configs: config key → (version, instances).
+    provisions: std::sync::Mutex<std::collections::HashMap<String, Vec<ProvisionTarget>>>,
 }
 
 impl Agent {
@@ -175,6 +191,7 @@ impl Agent {
                 metrics.agent.idle_memory_mb_seconds.clone(),
             ),
             metrics,
+            provisions: Default::default(),
         }))
     }
 
@@ -191,8 +208,43 @@ impl Agent {
             for inst in self.pools.expired(self.settings.idle_timeout) {
                 self.retire(inst).await;
             }
+            if let Err(e) = self.fill_provisioned().await {
+                tracing::warn!(error = %e, "replacing provisioned instances");
+            }
             self.update_gauges();
         }
+    }
+
+    /// Provisioned floors per pool key, summed over every config.
+    fn floors(&self) -> Vec<(Arc<VersionDescriptor>, usize)> {
+        let configs = self.provisions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_key: std::collections::HashMap<String, (Arc<VersionDescriptor>, usize)> =
+            Default::default();
+        for (d, n) in configs.values().flatten() {
+            by_key
+                .entry(d.pool_key())
+                .or_insert_with(|| (d.clone(), 0))
+                .1 += n;
+        }
+        by_key.into_values().collect()
+    }
+
+    /// Starts instances until every provisioned floor is met (idempotent).
+    async fn fill_provisioned(&self) -> Result<(), String> {
+        for (d, n) in self.floors() {
+            let key = d.pool_key();
+            while self.pools.live(&key) < n {
+                self.pools.reserve_new(&key).map_err(|e| e.to_string())?;
+                let inst = match self.cold_start(&d, INIT_PROVISIONED).await {
+                    Ok(inst) => inst,
+                    Err(Started::Refused(e)) => return Err(e.to_string()),
+                    Err(Started::BadEntrypoint(m)) => return Err(m),
+                };
+                self.pools.put_idle(key.clone(), inst);
+            }
+        }
+        self.update_gauges();
+        Ok(())
     }
 
     /// Refuses new work and stops every instance. Call after in-flight invokes drained.
@@ -213,7 +265,7 @@ impl Agent {
         if let Err(e) = inst.sandbox.destroy().await {
             tracing::error!(instance = %inst.id, error = %e, "stopping instance");
         }
-        self.pools.forget();
+        self.pools.forget(&inst.descriptor.pool_key());
         self.update_gauges();
     }
 
@@ -228,7 +280,7 @@ impl Agent {
         }
         let (inst, cold) = match self.pools.take_idle(&key)? {
             Some(inst) => (inst, false),
-            None => match self.cold_start(&req.descriptor).await {
+            None => match self.cold_start(&req.descriptor, INIT_ON_DEMAND).await {
                 Ok(inst) => (inst, true),
                 Err(Started::Refused(e)) => return Err(e),
                 Err(Started::BadEntrypoint(msg)) => return Ok(invalid_entrypoint(&req, &msg)),
@@ -282,12 +334,16 @@ impl Agent {
     }
 
     /// Cold start: node cache, runtime, sandbox, Runtime API.
-    async fn cold_start(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, Started> {
+    async fn cold_start(
+        &self,
+        d: &Arc<VersionDescriptor>,
+        init_type: &str,
+    ) -> Result<Arc<Instance>, Started> {
         self.metrics.agent.cold_starts.inc();
         let started = Instant::now();
-        let result = self.build_instance(d).await;
+        let result = self.build_instance(d, init_type).await;
         if result.is_err() {
-            self.pools.forget();
+            self.pools.forget(&d.pool_key());
         }
         self.metrics
             .agent
@@ -296,7 +352,11 @@ impl Agent {
         result
     }
 
-    async fn build_instance(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, Started> {
+    async fn build_instance(
+        &self,
+        d: &Arc<VersionDescriptor>,
+        init_type: &str,
+    ) -> Result<Arc<Instance>, Started> {
         let fail = |e: String| {
             tracing::error!(function = %d.function_name, error = %e, "cold start failed");
             Started::Refused(AgentError::StartingFailed(e))
@@ -315,7 +375,7 @@ impl Agent {
             code_dir,
             runtime_dir: launch.runtime_dir.clone(),
             argv: launch.argv.clone(),
-            env: bootstrap_env(d, &s.region, &id, &launch.env),
+            env: bootstrap_env(d, &s.region, &id, &launch.env, init_type),
             memory_mb: d.memory_mb,
             tmp_size_mb: (d.memory_mb / 2).min(512),
         };
@@ -367,14 +427,76 @@ impl AgentClient for Arc<Agent> {
             .await
             .unwrap_or_else(|e| Err(AgentError::StartingFailed(e.to_string())))
     }
+
+    async fn prefetch(&self, code_sha256: &str) -> Result<(), String> {
+        self.code_dir(code_sha256).await.map(|_| ())
+    }
+
+    async fn provision(
+        &self,
+        config: &str,
+        targets: Vec<(Arc<VersionDescriptor>, usize)>,
+    ) -> Result<usize, String> {
+        {
+            let mut p = self.provisions.lock().unwrap_or_else(|p| p.into_inner());
+            if targets.iter().all(|(_, n)| *n == 0) {
+                p.remove(config);
+            } else {
+                p.insert(config.to_string(), targets);
+            }
+        }
+        let floors = self
+            .floors()
+            .into_iter()
+            .map(|(d, n)| (d.pool_key(), n))
+            .collect();
+        self.pools.set_floors(floors);
+        self.fill_provisioned().await?;
+        Ok(self.provisioned(config).await)
+    }
+
+    async fn provisioned(&self, config: &str) -> usize {
+        let p = self.provisions.lock().unwrap_or_else(|p| p.into_inner());
+        let targets = p.get(config).cloned().unwrap_or_default();
+        drop(p);
+        targets
+            .iter()
+            .map(|(d, n)| self.pools.live(&d.pool_key()).min(*n))
+            .sum()
+    }
+
+    async fn retire_function(&self, function_arn: &str) {
+        self.provisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, targets| targets.iter().all(|(d, _)| d.function_arn != function_arn));
+        let floors = self
+            .floors()
+            .into_iter()
+            .map(|(d, n)| (d.pool_key(), n))
+            .collect();
+        self.pools.set_floors(floors);
+        for inst in self.pools.remove_function(function_arn) {
+            self.retire(inst).await;
+        }
+    }
 }
 
 /// The Lambda bootstrap environment (`lambda-api.md`), then the runtime's, then the user's.
+/// A version and how many warm instances of it a provisioned concurrency config holds.
+pub type ProvisionTarget = (Arc<VersionDescriptor>, usize);
+
+/// `AWS_LAMBDA_INITIALIZATION_TYPE` of instances started for an invocation.
+const INIT_ON_DEMAND: &str = "on-demand";
+/// … and of instances started ahead of demand for a provisioned concurrency config.
+const INIT_PROVISIONED: &str = "provisioned-concurrency";
+
 fn bootstrap_env(
     d: &VersionDescriptor,
     region: &str,
     instance: &str,
     runtime_env: &[(String, String)],
+    init_type: &str,
 ) -> Vec<(String, String)> {
     let today = time::OffsetDateTime::now_utc().date();
     let stream = format!(
@@ -400,7 +522,7 @@ fn bootstrap_env(
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
         ("AWS_REGION", region.into()),
         ("AWS_DEFAULT_REGION", region.into()),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", init_type.into()),
         ("TZ", ":UTC".into()),
         ("LANG", "en_US.UTF-8".into()),
         ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),

@@ -15,6 +15,10 @@ struct Inner {
     idle: HashMap<String, Vec<Idle>>,
     /// Instances that exist: starting, busy or idle.
     live: usize,
+    /// The same, per pool key.
+    live_by_key: HashMap<String, usize>,
+    /// Provisioned floors: idle instances of these keys never expire below the floor.
+    floors: HashMap<String, usize>,
     draining: bool,
 }
 
@@ -31,6 +35,8 @@ impl Pools {
         let inner = Inner {
             idle: HashMap::new(),
             live: 0,
+            live_by_key: HashMap::new(),
+            floors: HashMap::new(),
             draining: false,
         };
         Pools {
@@ -65,11 +71,36 @@ impl Pools {
             let entry = list.remove(pos);
             return Ok(Some(self.leave(entry)));
         }
-        if g.live >= self.max {
+        Self::reserve(&mut g, key, self.max)?;
+        Ok(None)
+    }
+
+    fn reserve(g: &mut Inner, key: &str, max: usize) -> Result<(), AgentError> {
+        if g.live >= max {
             return Err(AgentError::Capacity);
         }
         g.live += 1;
-        Ok(None)
+        *g.live_by_key.entry(key.to_string()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Reserves room for a new instance of `key` (provisioning), refusing at capacity.
+    pub fn reserve_new(&self, key: &str) -> Result<(), AgentError> {
+        let mut g = self.lock();
+        if g.draining {
+            return Err(AgentError::Draining);
+        }
+        Self::reserve(&mut g, key, self.max)
+    }
+
+    /// Instances of `key` that exist (starting, busy or idle).
+    pub fn live(&self, key: &str) -> usize {
+        self.lock().live_by_key.get(key).copied().unwrap_or(0)
+    }
+
+    /// Sets the provisioned floors (pool key → instances kept warm).
+    pub fn set_floors(&self, floors: HashMap<String, usize>) {
+        self.lock().floors = floors;
     }
 
     /// Returns an instance to its pool; the number of idle instances of `key` after.
@@ -84,10 +115,16 @@ impl Pools {
         self.lock().idle.get(key).map_or(0, Vec::len)
     }
 
-    /// An instance (or a reservation) is gone.
-    pub fn forget(&self) {
+    /// An instance (or a reservation) of `key` is gone.
+    pub fn forget(&self, key: &str) {
         let mut g = self.lock();
         g.live = g.live.saturating_sub(1);
+        if let Some(n) = g.live_by_key.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                g.live_by_key.remove(key);
+            }
+        }
     }
 
     /// Removes and returns idle instances past the keep-alive window, and dead ones.
@@ -125,6 +162,23 @@ impl Pools {
             .filter_map(|k| g.idle.remove(k))
             .flatten()
             .collect();
+        drop(g);
+        gone.into_iter().map(|e| self.leave(e)).collect()
+    }
+
+    /// Removes every idle instance of a function (all versions).
+    pub fn remove_function(&self, function_arn: &str) -> Vec<Arc<Instance>> {
+        let mut g = self.lock();
+        let mut gone = Vec::new();
+        g.idle.retain(|_, list| {
+            let of_fn = list
+                .first()
+                .is_some_and(|(i, _)| i.descriptor.function_arn == function_arn);
+            if of_fn {
+                gone.append(list);
+            }
+            !of_fn
+        });
         drop(g);
         gone.into_iter().map(|e| self.leave(e)).collect()
     }

@@ -59,6 +59,31 @@ pub enum ConcurrencyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ProvisionedCommand {
+    /// PutProvisionedConcurrencyConfig: keep N instances of a version or alias initialized.
+    Put {
+        function: String,
+        #[arg(long)]
+        qualifier: String,
+        instances: u32,
+    },
+    /// GetProvisionedConcurrencyConfig.
+    Get {
+        function: String,
+        #[arg(long)]
+        qualifier: String,
+    },
+    /// DeleteProvisionedConcurrencyConfig.
+    Delete {
+        function: String,
+        #[arg(long)]
+        qualifier: String,
+    },
+    /// ListProvisionedConcurrencyConfigs.
+    List { function: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum UrlCommand {
     /// CreateFunctionUrlConfig.
     Create {
@@ -182,6 +207,7 @@ pub async fn run(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
     match cmd {
         FnCommand::Alias { command } => alias(c, command).await,
         FnCommand::Concurrency { command } => concurrency(c, command).await,
+        FnCommand::Provisioned { command } => provisioned(c, command).await,
         FnCommand::Url { command } => url(c, command).await,
         FnCommand::Permission { command } => permission(c, command).await,
         FnCommand::Tag { function, tags } => {
@@ -269,6 +295,48 @@ async fn alias(c: &Client, cmd: AliasCommand) -> anyhow::Result<Value> {
                 None => base(&function),
             };
             c.json(Method::GET, &path, None).await
+        }
+    }
+}
+
+async fn provisioned(c: &Client, cmd: ProvisionedCommand) -> anyhow::Result<Value> {
+    let path = |f: &str, q: &str| {
+        format!(
+            "/2019-09-30/functions/{}/provisioned-concurrency?Qualifier={}",
+            segment(f),
+            segment(q)
+        )
+    };
+    match cmd {
+        ProvisionedCommand::Put {
+            function,
+            qualifier,
+            instances,
+        } => {
+            let body = json!({ "ProvisionedConcurrentExecutions": instances });
+            c.json(Method::PUT, &path(&function, &qualifier), Some(body))
+                .await
+        }
+        ProvisionedCommand::Get {
+            function,
+            qualifier,
+        } => {
+            c.json(Method::GET, &path(&function, &qualifier), None)
+                .await
+        }
+        ProvisionedCommand::Delete {
+            function,
+            qualifier,
+        } => {
+            c.json(Method::DELETE, &path(&function, &qualifier), None)
+                .await
+        }
+        ProvisionedCommand::List { function } => {
+            let p = format!(
+                "/2019-09-30/functions/{}/provisioned-concurrency?List=ALL",
+                segment(&function)
+            );
+            c.json(Method::GET, &p, None).await
         }
     }
 }

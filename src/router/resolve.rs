@@ -1,10 +1,11 @@
 //! The resolve phase: (function, qualifier) to an immutable version descriptor, from an
 //! in-memory cache that the control service's change feed keeps exact. An alias is cached as
-//! its target versions and weight; which version runs is drawn per invoke.
+//! its target versions and weight; which version runs is drawn per invoke. A follower task
+//! flushes the cache on every new revision and acknowledges it, so route publication can wait
+//! for it.
 
 use crate::api::{ApiError, VersionDescriptor};
 use crate::control::{Control, is_alias_name};
-use crate::store::StoredVersion;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -41,16 +42,41 @@ pub struct Resolver {
     control: Arc<Control>,
     changes: watch::Receiver<u64>,
     cache: Mutex<(u64, HashMap<Key, Target>)>,
+    id: String,
 }
 
 impl Resolver {
     pub fn new(control: Arc<Control>) -> Self {
         let changes = control.changes();
         let rev = *changes.borrow();
+        control.route_acks().ack("router", rev);
         Resolver {
             control,
             changes,
             cache: Mutex::new((rev, HashMap::new())),
+            id: "router".into(),
+        }
+    }
+
+    /// Follows the change feed: flush, then acknowledge each revision, until shutdown.
+    pub async fn follow(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.changes.clone();
+        loop {
+            let rev = *changes.borrow_and_update();
+            self.flush(rev);
+            self.control.route_acks().ack(&self.id, rev);
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { break },
+                _ = shutdown.changed() => break,
+            }
+        }
+        self.control.route_acks().forget(&self.id);
+    }
+
+    fn flush(&self, rev: u64) {
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.0 < rev {
+            *c = (rev, HashMap::new());
         }
     }
 
@@ -63,7 +89,7 @@ impl Resolver {
         let rev = *self.changes.borrow();
         {
             let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if c.0 != rev {
+            if c.0 < rev {
                 *c = (rev, HashMap::new());
             }
             if let Some(t) = c.1.get(&key) {
@@ -81,10 +107,7 @@ impl Resolver {
 
     /// Reads a version, or an alias and the versions it routes to.
     fn target(&self, name: &str, qualifier: Option<&str>) -> Result<Target, ApiError> {
-        let version = |q: Option<&str>| -> Result<Arc<VersionDescriptor>, ApiError> {
-            let v = self.control.lookup(name, q)?;
-            Ok(Arc::new(descriptor(&v, &self.control)))
-        };
+        let version = |q: Option<&str>| self.routable(name, q).map(Arc::new);
         let Some(alias) = qualifier.filter(|q| is_alias_name(q)) else {
             return Ok(Target::Version(version(qualifier)?));
         };
@@ -105,27 +128,21 @@ impl Resolver {
     }
 }
 
-fn descriptor(v: &StoredVersion, control: &Control) -> VersionDescriptor {
-    let c = &v.config;
-    VersionDescriptor {
-        function_arn: crate::api::names::function_arn(
-            control.region(),
-            control.account(),
-            &c.function_name,
-        ),
-        function_name: c.function_name.clone(),
-        version: c.version.clone(),
-        code_sha256: v.code_sha256_hex.clone(),
-        runtime: c.runtime.clone(),
-        handler: c.handler.clone(),
-        memory_mb: c.memory_size,
-        timeout_secs: c.timeout,
-        environment: c
-            .environment
-            .as_ref()
-            .map(|e| e.variables.clone())
-            .unwrap_or_default(),
-        revision_id: c.revision_id.clone(),
+impl Resolver {
+    /// What the router may serve for a version; a function that exists but is not in service
+    /// yet is 409, as Lambda answers for a `Pending` function.
+    fn routable(&self, name: &str, qualifier: Option<&str>) -> Result<VersionDescriptor, ApiError> {
+        let store = self.control.store();
+        let version = qualifier.unwrap_or("$LATEST");
+        let route = store.route(self.control.account(), name, version);
+        if let Some(v) = route.map_err(|e| ApiError::service(e.to_string()))? {
+            return Ok(self.control.descriptor(&v));
+        }
+        let reported = self.control.lookup(name, qualifier)?;
+        Err(ApiError::conflict(format!(
+            "The operation cannot be performed at this time. The function is currently in the following state: {}",
+            reported.config.state
+        )))
     }
 }
 

@@ -20,8 +20,10 @@ pub mod kind {
     pub const POLICY: &str = "policy";
     /// Key: empty (one per function).
     pub const TAGS: &str = "tags";
+    /// Key: the qualifier (a version or an alias).
+    pub const PROVISIONED: &str = "provisioned";
     /// Kinds keyed by a qualifier: deleted with the version or alias they name.
-    pub const QUALIFIED: &[&str] = &[URL, EVENT_INVOKE, POLICY];
+    pub const QUALIFIED: &[&str] = &[URL, EVENT_INVOKE, POLICY, PROVISIONED];
 }
 
 /// The function as an edit sees it, inside the edit's transaction.
