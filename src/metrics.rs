@@ -27,6 +27,8 @@ pub struct RouterMetrics {
 /// Agent metrics.
 pub struct AgentMetrics {
     pub cold_starts: Counter,
+    /// Idle instances stopped to make room for a cold start.
+    pub evictions: Counter,
     /// Sandbox creation to the runtime's first `/next`, seconds.
     pub cold_start_duration: Histogram,
     /// Sandbox creation (namespaces, cgroups, helper) alone, seconds.
@@ -36,6 +38,8 @@ pub struct AgentMetrics {
     /// Live instances (starting, busy or idle).
     pub instances: Gauge,
     pub idle_instances: Gauge,
+    /// Memory (MB) reserved by live instances.
+    pub memory_reserved_mb: Gauge,
     /// Warm-instance memory-time: idle seconds × memory (MB), added when an instance stops
     /// being idle (taken for an invocation or stopped).
     pub idle_memory_mb_seconds: Counter<f64, AtomicU64>,
@@ -56,11 +60,13 @@ impl Default for AgentMetrics {
     fn default() -> Self {
         AgentMetrics {
             cold_starts: Counter::default(),
+            evictions: Counter::default(),
             cold_start_duration: latency_histogram(),
             sandbox_create_duration: latency_histogram(),
             function_errors: Family::default(),
             instances: Gauge::default(),
             idle_instances: Gauge::default(),
+            memory_reserved_mb: Gauge::default(),
             idle_memory_mb_seconds: Counter::default(),
             start_delay: latency_histogram(),
         }
@@ -106,6 +112,16 @@ impl Metrics {
             "cold_starts",
             "Invocations that started a new instance",
             agent.cold_starts.clone(),
+        );
+        a.register(
+            "memory_reserved_mb",
+            "Memory reserved by live instances (MB)",
+            agent.memory_reserved_mb.clone(),
+        );
+        a.register(
+            "evictions",
+            "Idle instances stopped to make room for a cold start",
+            agent.evictions.clone(),
         );
         a.register(
             "cold_start_duration_seconds",

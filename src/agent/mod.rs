@@ -188,6 +188,7 @@ impl Agent {
             },
             pools: Pools::new(
                 a.max_instances,
+                a.memory_capacity_mb,
                 metrics.agent.idle_memory_mb_seconds.clone(),
             ),
             metrics,
@@ -234,7 +235,14 @@ impl Agent {
         for (d, n) in self.floors() {
             let key = d.pool_key();
             while self.pools.live(&key) < n {
-                self.pools.reserve_new(&key).map_err(|e| e.to_string())?;
+                if let pool::Taken::Evict(victim) = self
+                    .pools
+                    .reserve_new(&key, d.memory_mb as u64)
+                    .map_err(|e| e.to_string())?
+                {
+                    self.retire(victim).await;
+                    continue;
+                }
                 let inst = match self.cold_start(&d, INIT_PROVISIONED).await {
                     Ok(inst) => inst,
                     Err(Started::Refused(e)) => return Err(e.to_string()),
@@ -259,13 +267,20 @@ impl Agent {
         let (live, idle) = self.pools.counts();
         self.metrics.agent.instances.set(live as i64);
         self.metrics.agent.idle_instances.set(idle as i64);
+        self.metrics
+            .agent
+            .memory_reserved_mb
+            .set(self.pools.memory_used() as i64);
     }
 
     async fn retire(&self, inst: Arc<Instance>) {
         if let Err(e) = inst.sandbox.destroy().await {
             tracing::error!(instance = %inst.id, error = %e, "stopping instance");
         }
-        self.pools.forget(&inst.descriptor.pool_key());
+        self.pools.forget(
+            &inst.descriptor.pool_key(),
+            inst.descriptor.memory_mb as u64,
+        );
         self.update_gauges();
     }
 
@@ -278,7 +293,7 @@ impl Agent {
             let me = self.clone();
             tokio::spawn(async move { me.retire(stale).await });
         }
-        let (inst, cold) = match self.pools.take_idle(&key)? {
+        let (inst, cold) = match self.take(&key, &req.descriptor).await? {
             Some(inst) => (inst, false),
             None => match self.cold_start(&req.descriptor, INIT_ON_DEMAND).await {
                 Ok(inst) => (inst, true),
@@ -333,6 +348,25 @@ impl Agent {
         })
     }
 
+    /// A warm instance of `key`, or `None` once room for a new one is reserved, evicting idle
+    /// instances (least recently used first) when memory or count capacity is short.
+    async fn take(
+        &self,
+        key: &str,
+        d: &VersionDescriptor,
+    ) -> Result<Option<Arc<Instance>>, AgentError> {
+        loop {
+            match self.pools.take(key, d.memory_mb as u64)? {
+                pool::Taken::Warm(inst) => return Ok(Some(inst)),
+                pool::Taken::Reserved => return Ok(None),
+                pool::Taken::Evict(victim) => {
+                    self.metrics.agent.evictions.inc();
+                    self.retire(victim).await;
+                }
+            }
+        }
+    }
+
     /// Cold start: node cache, runtime, sandbox, Runtime API.
     async fn cold_start(
         &self,
@@ -343,7 +377,7 @@ impl Agent {
         let started = Instant::now();
         let result = self.build_instance(d, init_type).await;
         if result.is_err() {
-            self.pools.forget(&d.pool_key());
+            self.pools.forget(&d.pool_key(), d.memory_mb as u64);
         }
         self.metrics
             .agent
