@@ -51,6 +51,12 @@ pub struct AgentConfig {
     /// Memory (MB) the agent's instances may reserve in all (each reserves its MemorySize).
     /// When a cold start does not fit, idle instances are evicted, least recently used first.
     pub memory_capacity_mb: u64,
+    /// Bytes of extracted packages the node cache keeps (least recently used evicted first;
+    /// packages in use are pinned).
+    pub code_cache_bytes: u64,
+    /// At start, packages of this size or smaller (zipped bytes) are put into the node cache
+    /// ahead of demand.
+    pub preload_max_bytes: u64,
     /// Where cgroup v1 hierarchies are mounted.
     pub cgroup_root: PathBuf,
     /// Every cgroup of this agent lives under `<controller>/<cgroup_prefix>/`.
@@ -116,6 +122,8 @@ impl Default for AgentConfig {
             idle_timeout_secs: 600,
             max_instances: 64,
             memory_capacity_mb: 16384,
+            code_cache_bytes: 4 << 30,
+            preload_max_bytes: 100 * 1024,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_prefix: "hearth".into(),
             sandbox_uid: 993,

@@ -40,6 +40,11 @@ pub struct AgentMetrics {
     pub idle_instances: Gauge,
     /// Memory (MB) reserved by live instances.
     pub memory_reserved_mb: Gauge,
+    /// Node code cache: cumulative hits, misses, evictions; bytes held now.
+    pub code_cache_hits: Gauge,
+    pub code_cache_misses: Gauge,
+    pub code_cache_evictions: Gauge,
+    pub code_cache_bytes: Gauge,
     /// Warm-instance memory-time: idle seconds × memory (MB), added when an instance stops
     /// being idle (taken for an invocation or stopped).
     pub idle_memory_mb_seconds: Counter<f64, AtomicU64>,
@@ -67,6 +72,10 @@ impl Default for AgentMetrics {
             instances: Gauge::default(),
             idle_instances: Gauge::default(),
             memory_reserved_mb: Gauge::default(),
+            code_cache_hits: Gauge::default(),
+            code_cache_misses: Gauge::default(),
+            code_cache_evictions: Gauge::default(),
+            code_cache_bytes: Gauge::default(),
             idle_memory_mb_seconds: Counter::default(),
             start_delay: latency_histogram(),
         }
@@ -117,6 +126,26 @@ impl Metrics {
             "memory_reserved_mb",
             "Memory reserved by live instances (MB)",
             agent.memory_reserved_mb.clone(),
+        );
+        a.register(
+            "code_cache_hits",
+            "Node cache hits (cumulative)",
+            agent.code_cache_hits.clone(),
+        );
+        a.register(
+            "code_cache_misses",
+            "Node cache misses: fetches and extractions (cumulative)",
+            agent.code_cache_misses.clone(),
+        );
+        a.register(
+            "code_cache_evictions",
+            "Packages evicted from the node cache (cumulative)",
+            agent.code_cache_evictions.clone(),
+        );
+        a.register(
+            "code_cache_bytes",
+            "Bytes of extracted packages in the node cache",
+            agent.code_cache_bytes.clone(),
         );
         a.register(
             "evictions",

@@ -81,3 +81,37 @@ fn a_cold_start_that_cannot_fit_is_refused_before_it_starts() {
         "the instance is free again"
     );
 }
+
+#[test]
+fn node_cache_is_bounded_pins_packages_in_use_and_preloads_small_ones() {
+    let mut h = Hearth::start_with("[agent]\ncode_cache_bytes = 3000\n");
+    let dir = h.dir.path().join("pkgs");
+    for (name, filler) in [("p1", 'a'), ("p2", 'b')] {
+        let pkg = dir.join(name);
+        std::fs::create_dir_all(&pkg).unwrap();
+        std::fs::copy(example("echo-sh").join("bootstrap"), pkg.join("bootstrap")).unwrap();
+        std::fs::write(pkg.join("blob"), filler.to_string().repeat(2000)).unwrap();
+        h.deploy(name, "provided", "", &pkg, &[]);
+    }
+    // Both packages are in use by warm instances: pinned, so both stay though 2 × ~2.8 KB > 3000.
+    assert_eq!(h.invoke("p1", r#"{"n":1}"#).json()["n"], 1);
+    assert_eq!(h.invoke("p2", r#"{"n":2}"#).json()["n"], 2);
+    let cache_dir = h.data_dir().join("cache");
+    let cached = || {
+        std::fs::read_dir(&cache_dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count()
+    };
+    assert_eq!(cached(), 2);
+    assert!(metric(&h, "hearth_agent_code_cache_misses") >= 2.0);
+    // A restart with an empty cache directory preloads both small packages before any invoke.
+    h.stop();
+    std::fs::remove_dir_all(h.data_dir().join("cache")).unwrap();
+    h.launch_again();
+    assert!(cached() >= 1, "small packages are preloaded");
+    assert!(h.log().contains("node cache preloaded"), "{}", h.log());
+    assert_eq!(h.invoke("p1", r#"{"n":3}"#).json()["n"], 3);
+    assert_eq!(h.invoke("p2", r#"{"n":4}"#).json()["n"], 4);
+}

@@ -9,7 +9,8 @@ mod runtime_api;
 pub use instance::{Call, CallResult, Instance};
 
 use crate::api::VersionDescriptor;
-use crate::codestore::{LocalCodeStore, NodeCache, ZipLimits};
+use crate::codestore::lru::{Lru, Pinned};
+use crate::codestore::{LocalCodeStore, ZipLimits};
 use crate::config::Config;
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::sandbox::{DriverConfig, ProcessDriver, SandboxError, SandboxSpec};
@@ -140,7 +141,7 @@ pub struct Agent {
     settings: Settings,
     driver: ProcessDriver,
     code: LocalCodeStore,
-    cache: NodeCache,
+    cache: Arc<Lru>,
     pools: Pools,
     metrics: Arc<Metrics>,
     /// Provisioned concurrency configs: config key → (version, instances).
@@ -182,9 +183,9 @@ impl Agent {
             driver,
             code: code.clone(),
             cache: {
-                let cache = NodeCache::new(cfg.data_dir.join("cache"))?;
-                cache.remove_leftovers()?;
-                cache
+                let dir = cfg.data_dir.join("cache");
+                crate::codestore::NodeCache::new(dir.clone())?.remove_leftovers()?;
+                Lru::open(dir, a.code_cache_bytes)?
             },
             pools: Pools::new(
                 a.max_instances,
@@ -398,7 +399,7 @@ impl Agent {
         let s = &self.settings;
         let launch = crate::runtimes::launch(&s.runtimes_dir, &s.python, &d.runtime, &d.handler)
             .map_err(|e| fail(e.to_string()))?;
-        let code_dir = self.code_dir(&d.code_sha256).await.map_err(fail)?;
+        let code = self.code(&d.code_sha256).await.map_err(fail)?;
         let id = format!(
             "{}-{}",
             d.function_name,
@@ -406,7 +407,7 @@ impl Agent {
         );
         let spec = SandboxSpec {
             instance_id: id.clone(),
-            code_dir,
+            code_dir: code.path.clone(),
             runtime_dir: launch.runtime_dir.clone(),
             argv: launch.argv.clone(),
             env: bootstrap_env(d, &s.region, &id, &launch.env, init_type),
@@ -428,26 +429,39 @@ impl Agent {
         )
         .map_err(|e| fail(e.to_string()))?;
         let usage = s.memory_cgroup.join(&id).join("memory.max_usage_in_bytes");
-        match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage) {
+        match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage, code) {
             Ok(inst) => Ok(inst),
             Err(e) => Err(fail(e.to_string())),
         }
     }
 
-    async fn code_dir(&self, sha: &str) -> Result<PathBuf, String> {
+    /// The extracted package, pinned in the node cache while the caller holds it.
+    async fn code(&self, sha: &str) -> Result<Pinned, String> {
         let (cache, code, limits, sha) = (
             self.cache.clone(),
             self.code.clone(),
             self.settings.zip_limits,
             sha.to_string(),
         );
-        tokio::task::spawn_blocking(move || {
+        let pinned = tokio::task::spawn_blocking(move || {
             cache
-                .ensure(&code, &sha, &limits)
+                .acquire(&code, &sha, &limits)
                 .map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        self.update_cache_gauges();
+        pinned
+    }
+
+    fn update_cache_gauges(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (st, m) = (&self.cache.stats, &self.metrics.agent);
+        m.code_cache_hits.set(st.hits.load(Relaxed) as i64);
+        m.code_cache_misses.set(st.misses.load(Relaxed) as i64);
+        m.code_cache_evictions
+            .set(st.evictions.load(Relaxed) as i64);
+        m.code_cache_bytes.set(st.bytes.load(Relaxed) as i64);
     }
 }
 
@@ -463,7 +477,7 @@ impl AgentClient for Arc<Agent> {
     }
 
     async fn prefetch(&self, code_sha256: &str) -> Result<(), String> {
-        self.code_dir(code_sha256).await.map(|_| ())
+        self.code(code_sha256).await.map(drop)
     }
 
     async fn provision(

@@ -266,6 +266,34 @@ impl Control {
         }
     }
 
+    /// Code packages (hex SHA-256) of every version of every function of this tenant whose
+    /// zip is at most `max_bytes`: what an agent preloads when it starts serving the tenant.
+    pub fn small_packages(&self, max_bytes: u64) -> Result<Vec<String>, String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_latest(&self.account, after.as_deref(), 100)
+                .map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else {
+                return Ok(out.into_iter().collect());
+            };
+            after = Some(last.config.function_name.clone());
+            for f in &page {
+                for v in self
+                    .store
+                    .list_versions(&self.account, &f.config.function_name)
+                    .map_err(|e| e.to_string())?
+                {
+                    if v.config.code_size <= max_bytes {
+                        out.insert(v.code_sha256_hex);
+                    }
+                }
+            }
+        }
+    }
+
     /// What the provision step asks the agents for: (version, instances) per version of the
     /// config's qualifier; empty when the config was deleted.
     pub fn provision_targets(
