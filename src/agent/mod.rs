@@ -231,6 +231,16 @@ impl Agent {
         by_key.into_values().collect()
     }
 
+    /// Tells the pools which idle instances provisioned concurrency keeps.
+    fn apply_floors(&self) {
+        let floors = self
+            .floors()
+            .into_iter()
+            .map(|(d, n)| (d.pool_key(), n))
+            .collect();
+        self.pools.set_floors(floors);
+    }
+
     /// Starts instances until every provisioned floor is met (idempotent).
     async fn fill_provisioned(&self) -> Result<(), String> {
         for (d, n) in self.floors() {
@@ -493,12 +503,7 @@ impl AgentClient for Arc<Agent> {
                 p.insert(config.to_string(), targets);
             }
         }
-        let floors = self
-            .floors()
-            .into_iter()
-            .map(|(d, n)| (d.pool_key(), n))
-            .collect();
-        self.pools.set_floors(floors);
+        self.apply_floors();
         self.fill_provisioned().await?;
         Ok(self.provisioned(config).await)
     }
@@ -518,12 +523,7 @@ impl AgentClient for Arc<Agent> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, targets| targets.iter().all(|(d, _)| d.function_arn != function_arn));
-        let floors = self
-            .floors()
-            .into_iter()
-            .map(|(d, n)| (d.pool_key(), n))
-            .collect();
-        self.pools.set_floors(floors);
+        self.apply_floors();
         for inst in self.pools.remove_function(function_arn) {
             self.retire(inst).await;
         }
