@@ -4,6 +4,7 @@
 //! (management), wired in one process by [`serve`]; [`cli`] holds the client commands.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod agent;
 pub mod api;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod loadgen;
 pub mod metrics;
+pub mod queue;
 pub mod router;
 pub mod runtimes;
 pub mod sandbox;

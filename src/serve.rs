@@ -1,16 +1,20 @@
 //! `hearth serve`: router, agent and control in one process on embedded defaults
 //! (SQLite metadata, local code store), plus the admin port.
 
+use crate::admin::Admin;
 use crate::agent::{Agent, AgentClient};
 use crate::codestore::LocalCodeStore;
 use crate::config::Config;
 use crate::control::Control;
+use crate::control::steps::Steps;
+use crate::control::workflow::{Engine, Faults};
 use crate::metrics::Metrics;
+use crate::queue::Queue;
+use crate::queue::outbox::Relay;
+use crate::queue::sqlite::SqliteQueue;
 use crate::router::{Router, http};
 use crate::store::sqlite::SqliteStore;
 use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::Full;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,12 +32,24 @@ pub async fn serve(
     std::fs::create_dir_all(data)
         .with_context(|| format!("creating data dir {}", data.display()))?;
     let metrics = Arc::new(Metrics::new());
-    let store = Arc::new(SqliteStore::open(&data.join("meta.sqlite"))?);
+    let meta = data.join("meta.sqlite");
+    let store = Arc::new(SqliteStore::open(&meta)?);
     let code = LocalCodeStore::new(data.join("code"))?;
-    let control = Arc::new(Control::new(&cfg, store, code.clone())?);
+    code.remove_leftovers()?;
+    let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&data.join("queue.sqlite"))?);
+    let relay = Relay::open(&meta, queue.clone(), Duration::from_millis(500))?;
+    let control = Arc::new(Control::new(&cfg, store, code.clone(), relay.clone())?);
     let agent = Agent::new(&cfg, code, metrics.clone())?;
     let agent_client: Arc<dyn AgentClient> = Arc::new(agent.clone());
-    let router = Router::new(control, agent_client, metrics.clone(), &cfg);
+    let agent_for_restore = agent.clone();
+    let steps = Steps {
+        agent: agent_client.clone(),
+        runtimes_dir: cfg.runtimes.dir.clone(),
+        python: cfg.runtimes.python.clone(),
+        ack_timeout: Duration::from_secs(10),
+    };
+    let engine = Engine::new(control.clone(), queue, steps, Faults::from_env());
+    let router = Router::new(control.clone(), agent_client, metrics.clone(), &cfg);
 
     let public = http::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
     let admin =
@@ -43,6 +59,9 @@ pub async fn serve(
     tracing::info!(listener = "admin", addr = %admin_addr, "listening (/healthz, /metrics)");
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The engine, relay and change-feed follower stop after the servers have drained.
+    let (engine_stop, engine_rx) = watch::channel(false);
+    let follower = tokio::spawn(router.follow_changes(engine_rx.clone()));
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -50,19 +69,32 @@ pub async fn serve(
         }
     };
     let ready = Arc::new(AtomicBool::new(false));
-    let admin_task = tokio::spawn(http::serve(
-        admin,
-        admin_service(metrics.clone(), ready.clone()),
-        stopped(),
-    ));
+    let admin_service = Admin {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+        control: control.clone(),
+        engine: engine.clone(),
+    }
+    .service();
+    let admin_task = tokio::spawn(http::serve(admin, admin_service, stopped()));
     let public_task = tokio::spawn(http::serve(
         public,
         move |req| router.clone().handle(req),
         stopped(),
     ));
     let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
-
+    let engine_task = tokio::spawn(engine.clone().run(engine_rx.clone()));
+    let relay_task = tokio::spawn(relay.run(async move {
+        let mut rx = engine_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    }));
     prepare_runtimes(&cfg).await?;
+    preload(&control, &agent_for_restore, cfg.agent.preload_max_bytes).await;
+    match control.restore_provisioned(&agent_for_restore).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(instances = n, "provisioned concurrency restored"),
+        Err(e) => tracing::error!(error = %e, "restoring provisioned concurrency"),
+    }
     ready.store(true, Ordering::SeqCst);
     if let Some(path) = ready_file {
         write_ready_file(&path, public_addr, admin_addr)?;
@@ -82,10 +114,28 @@ pub async fn serve(
     {
         tracing::warn!("drain deadline passed; stopping anyway");
     }
-    let _ = reaper.await;
+    let _ = engine_stop.send(true);
+    let _ = tokio::join!(engine_task, relay_task, reaper, follower);
     agent.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Puts the tenant's small packages into the node cache before serving, so scale-outs never
+/// wait for a download.
+async fn preload(control: &Control, agent: &dyn AgentClient, max_bytes: u64) {
+    let shas = match control.small_packages(max_bytes) {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!(error = %e, "listing packages to preload"),
+    };
+    for sha in &shas {
+        if let Err(e) = agent.prefetch(sha).await {
+            tracing::warn!(sha, error = %e, "preloading a package");
+        }
+    }
+    if !shas.is_empty() {
+        tracing::info!(packages = shas.len(), "node cache preloaded");
+    }
 }
 
 /// Prepares the configured runtimes (a fresh data directory needs no setup step).
@@ -108,37 +158,4 @@ fn write_ready_file(
     std::fs::write(&tmp, json.to_string())?;
     std::fs::rename(&tmp, path)?;
     Ok(())
-}
-
-type AdminFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = hyper::Response<Full<Bytes>>> + Send>>;
-
-fn admin_service(
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
-) -> impl Fn(hyper::Request<hyper::body::Incoming>) -> AdminFuture + Clone + Send + Sync + 'static {
-    move |req| {
-        let (metrics, ready) = (metrics.clone(), ready.clone());
-        Box::pin(async move {
-            let (status, ctype, body) = match req.uri().path() {
-                "/healthz" | "/readyz" if ready.load(Ordering::SeqCst) => {
-                    (200, "text/plain", "ok\n".to_string())
-                }
-                "/healthz" | "/readyz" => (503, "text/plain", "starting\n".to_string()),
-                "/metrics" => (
-                    200,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    metrics.encode(),
-                ),
-                _ => (404, "text/plain", "not found\n".to_string()),
-            };
-            let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
-            *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-            r.headers_mut().insert(
-                "content-type",
-                hyper::header::HeaderValue::from_static(ctype),
-            );
-            r
-        })
-    }
 }

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.error
 import urllib.request
 import uuid
 import zipfile
@@ -126,6 +127,8 @@ class Compat:
         self.gone = f"boto-gone-{suffix}"
         self.desc = f"boto-desc-{suffix}"
         self.missing = f"boto-missing-{suffix}"
+        self.aliased = f"boto-alias-{suffix}"
+        self.res = f"boto-res-{suffix}"
         self.echo_zip = zip_dir(os.path.join(examples, "echo-sh"))
         self.echo_zip2 = zip_dir(os.path.join(examples, "echo-sh"), {"VERSION": b"2\n"})
         self.echo_zip3 = zip_dir(os.path.join(examples, "echo-sh"), {"VERSION": b"3\n"})
@@ -138,7 +141,7 @@ class Compat:
 
     # ---------------------------------------------------------------- helpers
 
-    def check_config(self, c, name, version, zip_bytes, runtime, handler):
+    def check_config(self, c, name, version, zip_bytes, runtime, handler, state="Active", update="Successful"):
         eq(c["FunctionName"], name, "FunctionName")
         eq(c["FunctionArn"], arn(name, None if version == "$LATEST" else version), "FunctionArn")
         eq(c["Version"], version, "Version")
@@ -149,8 +152,10 @@ class Compat:
         eq(c["MemorySize"], 128, "MemorySize default")
         # This script creates its python functions with Timeout=10, the others with the default (3).
         eq(c["Timeout"], 10 if runtime == "python3.11" else 3, "Timeout")
-        eq(c["State"], "Active", "State")
-        eq(c["LastUpdateStatus"], "Successful", "LastUpdateStatus")
+        eq(c["State"], state, "State")
+        eq(c["LastUpdateStatus"], update, "LastUpdateStatus")
+        if state == "Pending":
+            eq(c.get("StateReasonCode"), "Creating", "StateReasonCode while Pending")
         eq(c["PackageType"], "Zip", "PackageType")
         check(isinstance(c["LastModified"], str) and LAST_MODIFIED.match(c["LastModified"]),
               f"LastModified {c.get('LastModified')!r} is not YYYY-MM-DDTHH:MM:SS.mmm+0000")
@@ -158,13 +163,24 @@ class Compat:
         check(c["Role"].startswith("arn:aws:iam::"), f"Role {c['Role']!r}")
 
     def create(self, name, zip_bytes, runtime, handler, publish=None, timeout=None):
+        """CreateFunction, which answers Pending at once; then waits, as AWS users do, until Active."""
         kwargs = dict(FunctionName=name, Runtime=runtime, Handler=handler,
                       Role=f"arn:aws:iam::{ACCOUNT}:role/lambda-role", Code={"ZipFile": zip_bytes})
         if publish is not None:
             kwargs["Publish"] = publish
         if timeout is not None:
             kwargs["Timeout"] = timeout
-        return self.client.create_function(**kwargs)
+        r = self.client.create_function(**kwargs)
+        self.wait_active(name)
+        return r
+
+    def wait_active(self, name):
+        self.client.get_waiter("function_active_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+    def wait_updated(self, name):
+        self.client.get_waiter("function_updated_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
     def invoke_json(self, **kwargs):
         r = self.client.invoke(**kwargs)
@@ -179,16 +195,23 @@ class Compat:
     def test_create_without_publish(self):
         r = self.create(self.echo, self.echo_zip, "provided.al2023", "echo.handler")
         eq(status(r), 201, "CreateFunction HTTP status")
-        self.check_config(r, self.echo, "$LATEST", self.echo_zip, "provided.al2023", "echo.handler")
+        self.check_config(r, self.echo, "$LATEST", self.echo_zip, "provided.al2023", "echo.handler",
+                          state="Pending", update="InProgress")
+        after = self.client.get_function_configuration(FunctionName=self.echo)
+        self.check_config(after, self.echo, "$LATEST", self.echo_zip, "provided.al2023", "echo.handler")
 
     def test_create_with_publish(self):
         r = self.create(self.hello, self.hello_zip, "python3.11", "hello.handler", publish=True, timeout=10)
         eq(status(r), 201, "CreateFunction HTTP status")
-        self.check_config(r, self.hello, "1", self.hello_zip, "python3.11", "hello.handler")
+        self.check_config(r, self.hello, "1", self.hello_zip, "python3.11", "hello.handler",
+                          state="Pending", update="InProgress")
+        v1 = self.client.get_function_configuration(FunctionName=self.hello, Qualifier="1")
+        self.check_config(v1, self.hello, "1", self.hello_zip, "python3.11", "hello.handler")
         latest = self.client.get_function_configuration(FunctionName=self.hello)
         self.check_config(latest, self.hello, "$LATEST", self.hello_zip, "python3.11", "hello.handler")
         r = self.create(self.cc, self.cc_zip, "python3.11", "cc.handler", publish=False, timeout=10)
-        self.check_config(r, self.cc, "$LATEST", self.cc_zip, "python3.11", "cc.handler")
+        self.check_config(r, self.cc, "$LATEST", self.cc_zip, "python3.11", "cc.handler",
+                          state="Pending", update="InProgress")
 
     def test_waiter_function_active_v2(self):
         self.client.get_waiter("function_active_v2").wait(
@@ -282,7 +305,8 @@ class Compat:
         before = self.client.get_function_configuration(FunctionName=self.echo)
         r = self.client.update_function_code(FunctionName=self.echo, ZipFile=self.echo_zip2)
         eq(status(r), 200, "UpdateFunctionCode HTTP status")
-        self.check_config(r, self.echo, "$LATEST", self.echo_zip2, "provided.al2023", "echo.handler")
+        self.check_config(r, self.echo, "$LATEST", self.echo_zip2, "provided.al2023", "echo.handler",
+                          update="InProgress")
         check(r["RevisionId"] != before["RevisionId"], "RevisionId did not change on update_function_code")
         self.client.get_waiter("function_updated_v2").wait(
             FunctionName=self.echo, WaiterConfig={"Delay": 1, "MaxAttempts": 3})
@@ -298,7 +322,9 @@ class Compat:
         # update with Publish=True: version 3 at once.
         r = self.client.update_function_code(FunctionName=self.echo, ZipFile=self.echo_zip3, Publish=True)
         eq(status(r), 200, "UpdateFunctionCode(Publish=True) HTTP status")
-        self.check_config(r, self.echo, "3", self.echo_zip3, "provided.al2023", "echo.handler")
+        self.check_config(r, self.echo, "3", self.echo_zip3, "provided.al2023", "echo.handler",
+                          update="InProgress")
+        self.wait_updated(self.echo)
         latest = self.client.get_function_configuration(FunctionName=self.echo)
         self.check_config(latest, self.echo, "$LATEST", self.echo_zip3, "provided.al2023", "echo.handler")
         self.client.get_waiter("function_updated_v2").wait(
@@ -477,6 +503,277 @@ class Compat:
         eq(r["Version"], "1", "Version after re-creating a deleted function")
         self.client.delete_function(FunctionName=self.gone)
 
+    # ---------------------------------------------------------------- resources
+
+    def raw(self, method, path, body):
+        """A request as a hostile client would send it (no botocore validation); (status, headers, json)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(self.endpoint + path, data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as f:
+                raw = f.read()
+                return f.status, f.headers, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, e.headers, json.loads(raw) if raw else None
+
+    def publish_two(self, name, tags=None):
+        """echo-sh published twice: versions 1 and 2 differ in their environment."""
+        kwargs = dict(FunctionName=name, Runtime="provided.al2023", Handler="echo.handler",
+                      Role=f"arn:aws:iam::{ACCOUNT}:role/lambda-role", Code={"ZipFile": self.echo_zip},
+                      Environment={"Variables": {"V": "1"}})
+        if tags:
+            kwargs["Tags"] = tags
+        self.client.create_function(**kwargs)
+        self.wait_active(name)
+        eq(self.client.publish_version(FunctionName=name)["Version"], "1", "first version")
+        self.client.update_function_configuration(FunctionName=name, Environment={"Variables": {"V": "2"}})
+        self.wait_updated(name)
+        eq(self.client.publish_version(FunctionName=name)["Version"], "2", "second version")
+
+    def test_aliases(self):
+        name = self.aliased
+        self.publish_two(name)
+        r = self.client.create_alias(FunctionName=name, Name="live", FunctionVersion="1", Description="prod")
+        eq(status(r), 201, "CreateAlias HTTP status")
+        eq(r["AliasArn"], arn(name, "live"), "AliasArn")
+        eq((r["Name"], r["FunctionVersion"], r["Description"]), ("live", "1", "prod"), "alias fields")
+        check(REVISION_ID.match(r["RevisionId"]), f"alias RevisionId {r['RevisionId']!r}")
+        got = self.client.get_alias(FunctionName=name, Name="live")
+        eq(got["RevisionId"], r["RevisionId"], "GetAlias RevisionId")
+        expect_error(self.exc.ResourceConflictException, self.client.create_alias,
+                     FunctionName=name, Name="live", FunctionVersion="1")
+        expect_error(self.exc.ResourceNotFoundException, self.client.create_alias,
+                     FunctionName=name, Name="ghost", FunctionVersion="42")
+        expect_error(self.exc.ResourceNotFoundException, self.client.get_alias, FunctionName=name, Name="ghost")
+        expect_error(self.exc.InvalidParameterValueException, self.client.create_alias,
+                     FunctionName=name, Name="bad", FunctionVersion="1",
+                     RoutingConfig={"AdditionalVersionWeights": {"1": 0.5}})
+        # Invoking through the alias runs its version.
+        for kwargs in ({"FunctionName": f"{name}:live"}, {"FunctionName": name, "Qualifier": "live"},
+                       {"FunctionName": arn(name, "live")}):
+            resp, body = self.invoke_json(Payload=b'{"via": "alias"}', **kwargs)
+            eq(resp.get("ExecutedVersion"), "1", f"{kwargs}: ExecutedVersion")
+            eq(body, {"via": "alias"}, f"{kwargs}: payload")
+        # RevisionId precondition, then a real update.
+        expect_error(self.exc.PreconditionFailedException, self.client.update_alias,
+                     FunctionName=name, Name="live", FunctionVersion="2", RevisionId=str(uuid.uuid4()))
+        u = self.client.update_alias(FunctionName=name, Name="live", FunctionVersion="2", RevisionId=r["RevisionId"])
+        eq((u["FunctionVersion"], u["Description"]), ("2", "prod"), "UpdateAlias is partial")
+        check(u["RevisionId"] != r["RevisionId"], "UpdateAlias did not change the RevisionId")
+        resp, _ = self.invoke_json(FunctionName=f"{name}:live", Payload=b"{}")
+        eq(resp.get("ExecutedVersion"), "2", "ExecutedVersion after update_alias")
+        self.client.create_alias(FunctionName=name, Name="old", FunctionVersion="1")
+        self.client.create_alias(FunctionName=name, Name="head", FunctionVersion="$LATEST")
+        names = sorted(a["Name"] for a in self.client.list_aliases(FunctionName=name)["Aliases"])
+        eq(names, ["head", "live", "old"], "ListAliases")
+        eq([a["Name"] for a in self.client.list_aliases(FunctionName=name, FunctionVersion="1")["Aliases"]],
+           ["old"], "ListAliases(FunctionVersion=1)")
+        paged = [a["Name"] for p in self.client.get_paginator("list_aliases").paginate(
+            FunctionName=name, PaginationConfig={"PageSize": 1}) for a in p["Aliases"]]
+        eq(paged, ["head", "live", "old"], "list_aliases paginator")
+        # A version an alias points to cannot be deleted.
+        e = expect_error(self.exc.ResourceConflictException, self.client.delete_function, FunctionName=name, Qualifier="1")
+        eq(e.response["ResponseMetadata"]["HTTPStatusCode"], 409, "delete aliased version HTTP status")
+        r = self.client.delete_alias(FunctionName=name, Name="old")
+        eq(status(r), 204, "DeleteAlias HTTP status")
+        expect_error(self.exc.ResourceNotFoundException, self.client.get_alias, FunctionName=name, Name="old")
+        self.client.delete_function(FunctionName=name, Qualifier="1")
+        expect_error(self.exc.ResourceNotFoundException, self.client.invoke, FunctionName=f"{name}:old", Payload=b"{}")
+
+    def test_weighted_alias(self):
+        name = self.aliased
+        self.client.update_alias(FunctionName=name, Name="live", FunctionVersion="2",
+                                 RoutingConfig={"AdditionalVersionWeights": {}})
+        self.client.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {"V": "3"}})
+        self.wait_updated(name)
+        eq(self.client.publish_version(FunctionName=name)["Version"], "3", "third version")
+        # A version that is an additional version of an alias cannot be deleted either.
+        r = self.client.update_alias(FunctionName=name, Name="live", FunctionVersion="2",
+                                     RoutingConfig={"AdditionalVersionWeights": {"3": 0.1}})
+        eq(r["RoutingConfig"]["AdditionalVersionWeights"], {"3": 0.1}, "RoutingConfig")
+        expect_error(self.exc.ResourceConflictException, self.client.delete_function, FunctionName=name, Qualifier="3")
+        n, counts = 1000, {}
+        for _ in range(n):
+            resp = self.client.invoke(FunctionName=f"{name}:live", Payload=b"{}")
+            resp["Payload"].read()
+            v = resp.get("ExecutedVersion")
+            counts[v] = counts.get(v, 0) + 1
+        check(set(counts) <= {"2", "3"}, f"versions run through the alias: {counts}")
+        share = counts.get("3", 0) / n
+        print(f"     weighted alias 90/10 over {n} invokes: {counts}", flush=True)
+        check(0.06 <= share <= 0.14, f"version 3 ran {share:.1%} of {n} invokes at weight 10%: {counts}")
+
+    def test_provisioned_concurrency(self):
+        name = self.aliased
+        r = self.client.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier="2", ProvisionedConcurrentExecutions=2)
+        eq(status(r), 202, "PutProvisionedConcurrencyConfig HTTP status")
+        eq(r["Status"], "IN_PROGRESS", "Status right after put")
+        eq(r["RequestedProvisionedConcurrentExecutions"], 2, "Requested")
+        deadline = time.time() + 60
+        while True:
+            g = self.client.get_provisioned_concurrency_config(FunctionName=name, Qualifier="2")
+            if g["Status"] != "IN_PROGRESS" or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        eq(g["Status"], "READY", "Status once the agent holds the instances")
+        eq(g["AllocatedProvisionedConcurrentExecutions"], 2, "Allocated")
+        configs = self.client.list_provisioned_concurrency_configs(FunctionName=name)["ProvisionedConcurrencyConfigs"]
+        eq([c["FunctionArn"] for c in configs], [arn(name, "2")], "ListProvisionedConcurrencyConfigs")
+        expect_error(self.exc.InvalidParameterValueException, self.client.put_provisioned_concurrency_config,
+                     FunctionName=name, Qualifier="$LATEST", ProvisionedConcurrentExecutions=1)
+        eq(status(self.client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="2")), 204,
+           "DeleteProvisionedConcurrencyConfig HTTP status")
+        expect_error(self.exc.ProvisionedConcurrencyConfigNotFoundException,
+                     self.client.get_provisioned_concurrency_config, FunctionName=name, Qualifier="2")
+
+    def test_concurrency(self):
+        self.publish_two(self.res, tags={"team": "core"})
+        eq(self.client.get_function_concurrency(FunctionName=self.res).get("ReservedConcurrentExecutions"), None,
+           "no reserved concurrency")
+        r = self.client.put_function_concurrency(FunctionName=self.res, ReservedConcurrentExecutions=5)
+        eq((status(r), r["ReservedConcurrentExecutions"]), (200, 5), "PutFunctionConcurrency")
+        eq(self.client.get_function_concurrency(FunctionName=self.res)["ReservedConcurrentExecutions"], 5,
+           "GetFunctionConcurrency")
+        eq(self.client.get_function(FunctionName=self.res)["Concurrency"], {"ReservedConcurrentExecutions": 5},
+           "GetFunction Concurrency")
+        eq(status(self.client.delete_function_concurrency(FunctionName=self.res)), 204, "DeleteFunctionConcurrency")
+        check("Concurrency" not in self.client.get_function(FunctionName=self.res), "Concurrency after delete")
+        expect_error(self.exc.ResourceNotFoundException, self.client.put_function_concurrency,
+                     FunctionName=self.missing, ReservedConcurrentExecutions=1)
+
+    def test_function_url(self):
+        r = self.client.create_function_url_config(FunctionName=self.res, AuthType="NONE",
+                                                   Cors={"AllowOrigins": ["*"], "MaxAge": 60})
+        eq(status(r), 201, "CreateFunctionUrlConfig HTTP status")
+        eq(r["FunctionUrl"], f"{self.endpoint}/fn/{self.res}/", "FunctionUrl")
+        eq(r["FunctionArn"], arn(self.res), "FunctionArn")
+        eq(r["Cors"], {"AllowOrigins": ["*"], "MaxAge": 60}, "Cors")
+        check(isinstance(r["CreationTime"], str), f"CreationTime {r['CreationTime']!r}")
+        expect_error(self.exc.ResourceConflictException, self.client.create_function_url_config,
+                     FunctionName=self.res, AuthType="NONE")
+        u = self.client.update_function_url_config(FunctionName=self.res, AuthType="AWS_IAM", InvokeMode="RESPONSE_STREAM")
+        eq((u["AuthType"], u["InvokeMode"]), ("AWS_IAM", "RESPONSE_STREAM"), "UpdateFunctionUrlConfig")
+        g = self.client.get_function_url_config(FunctionName=self.res)
+        eq((g["AuthType"], g["FunctionUrl"]), ("AWS_IAM", r["FunctionUrl"]), "GetFunctionUrlConfig")
+        check(isinstance(g["LastModifiedTime"], str), "LastModifiedTime")
+        self.client.create_alias(FunctionName=self.res, Name="live", FunctionVersion="2")
+        q = self.client.create_function_url_config(FunctionName=self.res, Qualifier="live", AuthType="NONE")
+        eq(q["FunctionUrl"], f"{self.endpoint}/fn/{self.res}:live/", "FunctionUrl of an alias")
+        urls = self.client.list_function_url_configs(FunctionName=self.res)["FunctionUrlConfigs"]
+        eq(sorted(c["FunctionArn"] for c in urls), [arn(self.res), arn(self.res, "live")], "ListFunctionUrlConfigs")
+        eq(status(self.client.delete_function_url_config(FunctionName=self.res)), 204, "DeleteFunctionUrlConfig")
+        expect_error(self.exc.ResourceNotFoundException, self.client.get_function_url_config, FunctionName=self.res)
+        expect_error(self.exc.InvalidParameterValueException, self.client.create_function_url_config,
+                     FunctionName=self.res, Qualifier="1", AuthType="NONE")
+
+    def test_event_invoke_config(self):
+        dest = f"arn:aws:sqs:{REGION}:{ACCOUNT}:failures"
+        r = self.client.put_function_event_invoke_config(
+            FunctionName=self.res, MaximumRetryAttempts=1,
+            DestinationConfig={"OnFailure": {"Destination": dest}})
+        eq(status(r), 200, "PutFunctionEventInvokeConfig HTTP status")
+        check(hasattr(r["LastModified"], "timestamp"), f"LastModified {r['LastModified']!r} is not a timestamp")
+        check(abs(r["LastModified"].timestamp() - time.time()) < 300, f"LastModified {r['LastModified']}")
+        eq(r["FunctionArn"], arn(self.res, "$LATEST"), "FunctionArn")
+        eq(r["DestinationConfig"]["OnFailure"], {"Destination": dest}, "OnFailure")
+        u = self.client.update_function_event_invoke_config(FunctionName=self.res, MaximumEventAgeInSeconds=300)
+        eq((u["MaximumRetryAttempts"], u["MaximumEventAgeInSeconds"]), (1, 300), "Update is partial")
+        p = self.client.put_function_event_invoke_config(FunctionName=self.res, MaximumEventAgeInSeconds=60)
+        check("MaximumRetryAttempts" not in p, f"Put replaces: {p}")
+        g = self.client.get_function_event_invoke_config(FunctionName=self.res)
+        eq(g["MaximumEventAgeInSeconds"], 60, "GetFunctionEventInvokeConfig")
+        self.client.put_function_event_invoke_config(FunctionName=self.res, Qualifier="live", MaximumRetryAttempts=0)
+        listed = self.client.list_function_event_invoke_configs(FunctionName=self.res)["FunctionEventInvokeConfigs"]
+        eq(sorted(c["FunctionArn"] for c in listed), [arn(self.res, "$LATEST"), arn(self.res, "live")],
+           "ListFunctionEventInvokeConfigs")
+        expect_error(self.exc.InvalidParameterValueException, self.client.put_function_event_invoke_config,
+                     FunctionName=self.res, MaximumRetryAttempts=3)
+        expect_error(self.exc.InvalidParameterValueException, self.client.put_function_event_invoke_config,
+                     FunctionName=self.res, MaximumEventAgeInSeconds=21601)
+        eq(status(self.client.delete_function_event_invoke_config(FunctionName=self.res)), 204,
+           "DeleteFunctionEventInvokeConfig")
+        expect_error(self.exc.ResourceNotFoundException, self.client.get_function_event_invoke_config,
+                     FunctionName=self.res)
+
+    def test_permissions(self):
+        r = self.client.add_permission(FunctionName=self.res, StatementId="s3-invoke", Action="lambda:InvokeFunction",
+                                       Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::my-bucket",
+                                       SourceAccount=ACCOUNT)
+        eq(status(r), 201, "AddPermission HTTP status")
+        stmt = json.loads(r["Statement"])
+        eq((stmt["Sid"], stmt["Effect"], stmt["Action"]), ("s3-invoke", "Allow", "lambda:InvokeFunction"), "Statement")
+        eq(stmt["Principal"], {"Service": "s3.amazonaws.com"}, "Principal")
+        eq(stmt["Resource"], arn(self.res), "Resource")
+        eq(stmt["Condition"]["ArnLike"]["AWS:SourceArn"], "arn:aws:s3:::my-bucket", "Condition")
+        expect_error(self.exc.ResourceConflictException, self.client.add_permission, FunctionName=self.res,
+                     StatementId="s3-invoke", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com")
+        self.client.add_permission(FunctionName=self.res, StatementId="url", Action="lambda:InvokeFunctionUrl",
+                                   Principal="*", FunctionUrlAuthType="NONE")
+        got = self.client.get_policy(FunctionName=self.res)
+        doc = json.loads(got["Policy"])
+        eq(doc["Version"], "2012-10-17", "policy Version")
+        eq([s["Sid"] for s in doc["Statement"]], ["s3-invoke", "url"], "policy statements")
+        check(REVISION_ID.match(got["RevisionId"]), f"policy RevisionId {got['RevisionId']!r}")
+        expect_error(self.exc.PreconditionFailedException, self.client.remove_permission,
+                     FunctionName=self.res, StatementId="url", RevisionId=str(uuid.uuid4()))
+        eq(status(self.client.remove_permission(FunctionName=self.res, StatementId="url")), 204, "RemovePermission")
+        self.client.remove_permission(FunctionName=self.res, StatementId="s3-invoke")
+        expect_error(self.exc.ResourceNotFoundException, self.client.get_policy, FunctionName=self.res)
+        expect_error(self.exc.ResourceNotFoundException, self.client.remove_permission,
+                     FunctionName=self.res, StatementId="s3-invoke")
+
+    def test_tags(self):
+        res_arn = arn(self.res)
+        eq(self.client.get_function(FunctionName=self.res)["Tags"], {"team": "core"}, "GetFunction Tags")
+        eq(status(self.client.tag_resource(Resource=res_arn, Tags={"env": "test", "owner": "boto"})), 204, "TagResource")
+        eq(self.client.list_tags(Resource=res_arn)["Tags"], {"team": "core", "env": "test", "owner": "boto"}, "ListTags")
+        eq(status(self.client.untag_resource(Resource=res_arn, TagKeys=["team", "owner"])), 204, "UntagResource")
+        eq(self.client.list_tags(Resource=res_arn)["Tags"], {"env": "test"}, "ListTags after untag")
+        expect_error(self.exc.ResourceNotFoundException, self.client.list_tags, Resource=arn(self.missing))
+        expect_error(self.exc.InvalidParameterValueException, self.client.tag_resource,
+                     Resource=res_arn, Tags={"aws:reserved": "x"})
+
+    def test_resource_hostile_bodies(self):
+        f = self.res
+        cases = [
+            ("POST", f"/2015-03-31/functions/{f}/aliases", {"Name": "h", "FunctionVersion": 2}, "FunctionVersion"),
+            ("POST", f"/2015-03-31/functions/{f}/aliases",
+             {"Name": "h", "FunctionVersion": "1", "RoutingConfig": {"AdditionalVersionWeights": {"2": 1.5}}}, "1.0"),
+            ("PUT", f"/2017-10-31/functions/{f}/concurrency", {"ReservedConcurrentExecutions": "many"},
+             "ReservedConcurrentExecutions"),
+            ("PUT", f"/2017-10-31/functions/{f}/concurrency", {"ReservedConcurrentExecutions": -3},
+             "reservedConcurrentExecutions"),
+            ("POST", f"/2021-10-31/functions/{f}/url", {"AuthType": "NONE", "Cors": {"MaxAge": "long"}}, "MaxAge"),
+            ("PUT", f"/2019-09-25/functions/{f}/event-invoke-config", {"MaximumRetryAttempts": [2]},
+             "MaximumRetryAttempts"),
+            ("POST", f"/2015-03-31/functions/{f}/policy", {"StatementId": {"a": 1}, "Action": "*", "Principal": "*"},
+             "StatementId"),
+            ("POST", f"/2015-03-31/functions/{f}/aliases", b'{"Name": "h", ', "json"),
+        ]
+        for method, path, body, needle in cases:
+            code, headers, payload = self.raw(method, path, body)
+            eq(code, 400, f"{method} {path} {body!r}: HTTP status")
+            check(headers.get("x-amzn-ErrorType") in ("InvalidParameterValueException", "InvalidRequestContentException"),
+                  f"{body!r}: error type {headers.get('x-amzn-ErrorType')!r}")
+            check(needle in payload.get("message", ""), f"{body!r}: message {payload!r} should name {needle!r}")
+        check("h" not in [a["Name"] for a in self.client.list_aliases(FunctionName=f)["Aliases"]],
+              "a refused alias was stored")
+        # Unknown fields are ignored.
+        code, _, payload = self.raw("POST", f"/2015-03-31/functions/{f}/aliases",
+                                    {"Name": "extra", "FunctionVersion": "1", "NotAField": {"x": [1]}})
+        eq(code, 201, f"unknown fields: {payload}")
+        eq(self.client.get_alias(FunctionName=f, Name="extra")["FunctionVersion"], "1", "alias with unknown fields")
+        # Deleting the function deletes its aliases and other resources.
+        self.client.delete_function(FunctionName=f)
+        self.publish_two(f)
+        eq(self.client.list_aliases(FunctionName=f)["Aliases"], [], "aliases after re-creating the function")
+        eq(self.client.list_tags(Resource=arn(f))["Tags"], {}, "tags after re-creating the function")
+        expect_error(self.exc.ResourceNotFoundException, self.client.get_function_url_config, FunctionName=f)
+        self.client.delete_function(FunctionName=f)
+
     # ---------------------------------------------------------------- runner
 
     ORDER = [
@@ -497,6 +794,15 @@ class Compat:
         "test_update_function_code",
         "test_errors",
         "test_delete_function",
+        "test_aliases",
+        "test_weighted_alias",
+        "test_provisioned_concurrency",
+        "test_concurrency",
+        "test_function_url",
+        "test_event_invoke_config",
+        "test_permissions",
+        "test_tags",
+        "test_resource_hostile_bodies",
     ]
 
     def run(self):

@@ -34,8 +34,12 @@ fn create_get_list_publish_delete() {
         "arn:aws:lambda:us-east-1:000000000000:function:alpha"
     );
     assert_eq!(c["Version"], "$LATEST");
-    assert_eq!(c["State"], "Active");
-    assert_eq!(c["LastUpdateStatus"], "Successful");
+    assert_eq!(c["State"], "Pending", "create answers at once");
+    assert_eq!(c["StateReasonCode"], "Creating");
+    let settled = h.wait_settled("alpha");
+    assert_eq!(settled["State"], "Active");
+    assert_eq!(settled["LastUpdateStatus"], "Successful");
+    assert_eq!(settled["RevisionId"], c["RevisionId"]);
     assert_eq!(
         (c["MemorySize"].as_u64(), c["Timeout"].as_u64()),
         (Some(128), Some(3))
@@ -87,6 +91,16 @@ fn create_get_list_publish_delete() {
         br#"{"Timeout": 9}"#,
     );
     assert_eq!(upd.json()["Timeout"], 9);
+    assert_eq!(upd.json()["LastUpdateStatus"], "InProgress");
+    let busy = h.request("POST", "/2015-03-31/functions/alpha/versions", &[], b"{}");
+    let settled = h.wait_settled("alpha");
+    if busy.status != 201 {
+        assert_eq!(
+            (busy.status, busy.error_type()),
+            (409, "ResourceConflictException")
+        );
+    }
+    assert_eq!(settled["LastUpdateStatus"], "Successful");
     let v2 = h.request("POST", "/2015-03-31/functions/alpha/versions", &[], b"{}");
     assert_eq!(v2.json()["Version"], "2");
     let cfg1 = h.request(
@@ -152,6 +166,7 @@ fn update_code_with_publish_and_revision_ids() {
         (r.status, r.error_type()),
         (412, "PreconditionFailedException")
     );
+    h.wait_settled("gamma");
     let body = json!({ "ZipFile": b64(&other), "Publish": true, "RevisionId": c["RevisionId"] });
     let r = h.request(
         "PUT",

@@ -9,7 +9,8 @@ mod runtime_api;
 pub use instance::{Call, CallResult, Instance};
 
 use crate::api::VersionDescriptor;
-use crate::codestore::{LocalCodeStore, NodeCache, ZipLimits};
+use crate::codestore::lru::{Lru, Pinned};
+use crate::codestore::{LocalCodeStore, ZipLimits};
 use crate::config::Config;
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::sandbox::{DriverConfig, ProcessDriver, SandboxError, SandboxSpec};
@@ -104,6 +105,20 @@ fn invalid_entrypoint(req: &InvokeRequest, msg: &str) -> InvokeResponse {
 #[async_trait::async_trait]
 pub trait AgentClient: Send + Sync {
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, AgentError>;
+    /// Puts a code package into the node cache ahead of demand (idempotent).
+    async fn prefetch(&self, code_sha256: &str) -> Result<(), String>;
+    /// Stops the idle instances of a function (after delete); busy ones stop when done.
+    async fn retire_function(&self, function_arn: &str);
+    /// Holds `count` warm instances of each version for provisioned concurrency config
+    /// `config` (replacing its previous targets; empty targets release it). Idempotent: keyed
+    /// by the config, not by the call. Returns the instances allocated.
+    async fn provision(
+        &self,
+        config: &str,
+        targets: Vec<(Arc<VersionDescriptor>, usize)>,
+    ) -> Result<usize, String>;
+    /// Instances allocated for a provisioned concurrency config.
+    async fn provisioned(&self, config: &str) -> usize;
 }
 
 /// Settings the agent keeps from the config.
@@ -126,9 +141,11 @@ pub struct Agent {
     settings: Settings,
     driver: ProcessDriver,
     code: LocalCodeStore,
-    cache: NodeCache,
+    cache: Arc<Lru>,
     pools: Pools,
     metrics: Arc<Metrics>,
+    /// Provisioned concurrency configs: config key → (version, instances).
+    provisions: std::sync::Mutex<std::collections::HashMap<String, Vec<ProvisionTarget>>>,
 }
 
 impl Agent {
@@ -165,12 +182,18 @@ impl Agent {
             settings,
             driver,
             code: code.clone(),
-            cache: NodeCache::new(cfg.data_dir.join("cache"))?,
+            cache: {
+                let dir = cfg.data_dir.join("cache");
+                crate::codestore::NodeCache::new(dir.clone())?.remove_leftovers()?;
+                Lru::open(dir, a.code_cache_bytes)?
+            },
             pools: Pools::new(
                 a.max_instances,
+                a.memory_capacity_mb,
                 metrics.agent.idle_memory_mb_seconds.clone(),
             ),
             metrics,
+            provisions: Default::default(),
         }))
     }
 
@@ -187,8 +210,60 @@ impl Agent {
             for inst in self.pools.expired(self.settings.idle_timeout) {
                 self.retire(inst).await;
             }
+            if let Err(e) = self.fill_provisioned().await {
+                tracing::warn!(error = %e, "replacing provisioned instances");
+            }
             self.update_gauges();
         }
+    }
+
+    /// Provisioned floors per pool key, summed over every config.
+    fn floors(&self) -> Vec<(Arc<VersionDescriptor>, usize)> {
+        let configs = self.provisions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_key: std::collections::HashMap<String, (Arc<VersionDescriptor>, usize)> =
+            Default::default();
+        for (d, n) in configs.values().flatten() {
+            by_key
+                .entry(d.pool_key())
+                .or_insert_with(|| (d.clone(), 0))
+                .1 += n;
+        }
+        by_key.into_values().collect()
+    }
+
+    /// Tells the pools which idle instances provisioned concurrency keeps.
+    fn apply_floors(&self) {
+        let floors = self
+            .floors()
+            .into_iter()
+            .map(|(d, n)| (d.pool_key(), n))
+            .collect();
+        self.pools.set_floors(floors);
+    }
+
+    /// Starts instances until every provisioned floor is met (idempotent).
+    async fn fill_provisioned(&self) -> Result<(), String> {
+        for (d, n) in self.floors() {
+            let key = d.pool_key();
+            while self.pools.live(&key) < n {
+                if let pool::Taken::Evict(victim) = self
+                    .pools
+                    .reserve_new(&key, d.memory_mb as u64)
+                    .map_err(|e| e.to_string())?
+                {
+                    self.retire(victim).await;
+                    continue;
+                }
+                let inst = match self.cold_start(&d, INIT_PROVISIONED).await {
+                    Ok(inst) => inst,
+                    Err(Started::Refused(e)) => return Err(e.to_string()),
+                    Err(Started::BadEntrypoint(m)) => return Err(m),
+                };
+                self.pools.put_idle(key.clone(), inst);
+            }
+        }
+        self.update_gauges();
+        Ok(())
     }
 
     /// Refuses new work and stops every instance. Call after in-flight invokes drained.
@@ -203,13 +278,20 @@ impl Agent {
         let (live, idle) = self.pools.counts();
         self.metrics.agent.instances.set(live as i64);
         self.metrics.agent.idle_instances.set(idle as i64);
+        self.metrics
+            .agent
+            .memory_reserved_mb
+            .set(self.pools.memory_used() as i64);
     }
 
     async fn retire(&self, inst: Arc<Instance>) {
         if let Err(e) = inst.sandbox.destroy().await {
             tracing::error!(instance = %inst.id, error = %e, "stopping instance");
         }
-        self.pools.forget();
+        self.pools.forget(
+            &inst.descriptor.pool_key(),
+            inst.descriptor.memory_mb as u64,
+        );
         self.update_gauges();
     }
 
@@ -222,9 +304,9 @@ impl Agent {
             let me = self.clone();
             tokio::spawn(async move { me.retire(stale).await });
         }
-        let (inst, cold) = match self.pools.take_idle(&key)? {
+        let (inst, cold) = match self.take(&key, &req.descriptor).await? {
             Some(inst) => (inst, false),
-            None => match self.cold_start(&req.descriptor).await {
+            None => match self.cold_start(&req.descriptor, INIT_ON_DEMAND).await {
                 Ok(inst) => (inst, true),
                 Err(Started::Refused(e)) => return Err(e),
                 Err(Started::BadEntrypoint(msg)) => return Ok(invalid_entrypoint(&req, &msg)),
@@ -277,13 +359,36 @@ impl Agent {
         })
     }
 
+    /// A warm instance of `key`, or `None` once room for a new one is reserved, evicting idle
+    /// instances (least recently used first) when memory or count capacity is short.
+    async fn take(
+        &self,
+        key: &str,
+        d: &VersionDescriptor,
+    ) -> Result<Option<Arc<Instance>>, AgentError> {
+        loop {
+            match self.pools.take(key, d.memory_mb as u64)? {
+                pool::Taken::Warm(inst) => return Ok(Some(inst)),
+                pool::Taken::Reserved => return Ok(None),
+                pool::Taken::Evict(victim) => {
+                    self.metrics.agent.evictions.inc();
+                    self.retire(victim).await;
+                }
+            }
+        }
+    }
+
     /// Cold start: node cache, runtime, sandbox, Runtime API.
-    async fn cold_start(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, Started> {
+    async fn cold_start(
+        &self,
+        d: &Arc<VersionDescriptor>,
+        init_type: &str,
+    ) -> Result<Arc<Instance>, Started> {
         self.metrics.agent.cold_starts.inc();
         let started = Instant::now();
-        let result = self.build_instance(d).await;
+        let result = self.build_instance(d, init_type).await;
         if result.is_err() {
-            self.pools.forget();
+            self.pools.forget(&d.pool_key(), d.memory_mb as u64);
         }
         self.metrics
             .agent
@@ -292,7 +397,11 @@ impl Agent {
         result
     }
 
-    async fn build_instance(&self, d: &Arc<VersionDescriptor>) -> Result<Arc<Instance>, Started> {
+    async fn build_instance(
+        &self,
+        d: &Arc<VersionDescriptor>,
+        init_type: &str,
+    ) -> Result<Arc<Instance>, Started> {
         let fail = |e: String| {
             tracing::error!(function = %d.function_name, error = %e, "cold start failed");
             Started::Refused(AgentError::StartingFailed(e))
@@ -300,7 +409,7 @@ impl Agent {
         let s = &self.settings;
         let launch = crate::runtimes::launch(&s.runtimes_dir, &s.python, &d.runtime, &d.handler)
             .map_err(|e| fail(e.to_string()))?;
-        let code_dir = self.code_dir(&d.code_sha256).await.map_err(fail)?;
+        let code = self.code(&d.code_sha256).await.map_err(fail)?;
         let id = format!(
             "{}-{}",
             d.function_name,
@@ -308,10 +417,10 @@ impl Agent {
         );
         let spec = SandboxSpec {
             instance_id: id.clone(),
-            code_dir,
+            code_dir: code.path.clone(),
             runtime_dir: launch.runtime_dir.clone(),
             argv: launch.argv.clone(),
-            env: bootstrap_env(d, &s.region, &id, &launch.env),
+            env: bootstrap_env(d, &s.region, &id, &launch.env, init_type),
             memory_mb: d.memory_mb,
             tmp_size_mb: (d.memory_mb / 2).min(512),
         };
@@ -330,26 +439,39 @@ impl Agent {
         )
         .map_err(|e| fail(e.to_string()))?;
         let usage = s.memory_cgroup.join(&id).join("memory.max_usage_in_bytes");
-        match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage) {
+        match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage, code) {
             Ok(inst) => Ok(inst),
             Err(e) => Err(fail(e.to_string())),
         }
     }
 
-    async fn code_dir(&self, sha: &str) -> Result<PathBuf, String> {
+    /// The extracted package, pinned in the node cache while the caller holds it.
+    async fn code(&self, sha: &str) -> Result<Pinned, String> {
         let (cache, code, limits, sha) = (
             self.cache.clone(),
             self.code.clone(),
             self.settings.zip_limits,
             sha.to_string(),
         );
-        tokio::task::spawn_blocking(move || {
+        let pinned = tokio::task::spawn_blocking(move || {
             cache
-                .ensure(&code, &sha, &limits)
+                .acquire(&code, &sha, &limits)
                 .map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        self.update_cache_gauges();
+        pinned
+    }
+
+    fn update_cache_gauges(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (st, m) = (&self.cache.stats, &self.metrics.agent);
+        m.code_cache_hits.set(st.hits.load(Relaxed) as i64);
+        m.code_cache_misses.set(st.misses.load(Relaxed) as i64);
+        m.code_cache_evictions
+            .set(st.evictions.load(Relaxed) as i64);
+        m.code_cache_bytes.set(st.bytes.load(Relaxed) as i64);
     }
 }
 
@@ -363,14 +485,66 @@ impl AgentClient for Arc<Agent> {
             .await
             .unwrap_or_else(|e| Err(AgentError::StartingFailed(e.to_string())))
     }
+
+    async fn prefetch(&self, code_sha256: &str) -> Result<(), String> {
+        self.code(code_sha256).await.map(drop)
+    }
+
+    async fn provision(
+        &self,
+        config: &str,
+        targets: Vec<(Arc<VersionDescriptor>, usize)>,
+    ) -> Result<usize, String> {
+        {
+            let mut p = self.provisions.lock().unwrap_or_else(|p| p.into_inner());
+            if targets.iter().all(|(_, n)| *n == 0) {
+                p.remove(config);
+            } else {
+                p.insert(config.to_string(), targets);
+            }
+        }
+        self.apply_floors();
+        self.fill_provisioned().await?;
+        Ok(self.provisioned(config).await)
+    }
+
+    async fn provisioned(&self, config: &str) -> usize {
+        let p = self.provisions.lock().unwrap_or_else(|p| p.into_inner());
+        let targets = p.get(config).cloned().unwrap_or_default();
+        drop(p);
+        targets
+            .iter()
+            .map(|(d, n)| self.pools.live(&d.pool_key()).min(*n))
+            .sum()
+    }
+
+    async fn retire_function(&self, function_arn: &str) {
+        self.provisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, targets| targets.iter().all(|(d, _)| d.function_arn != function_arn));
+        self.apply_floors();
+        for inst in self.pools.remove_function(function_arn) {
+            self.retire(inst).await;
+        }
+    }
 }
 
 /// The Lambda bootstrap environment (`lambda-api.md`), then the runtime's, then the user's.
+/// A version and how many warm instances of it a provisioned concurrency config holds.
+pub type ProvisionTarget = (Arc<VersionDescriptor>, usize);
+
+/// `AWS_LAMBDA_INITIALIZATION_TYPE` of instances started for an invocation.
+const INIT_ON_DEMAND: &str = "on-demand";
+/// … and of instances started ahead of demand for a provisioned concurrency config.
+const INIT_PROVISIONED: &str = "provisioned-concurrency";
+
 fn bootstrap_env(
     d: &VersionDescriptor,
     region: &str,
     instance: &str,
     runtime_env: &[(String, String)],
+    init_type: &str,
 ) -> Vec<(String, String)> {
     let today = time::OffsetDateTime::now_utc().date();
     let stream = format!(
@@ -396,7 +570,7 @@ fn bootstrap_env(
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
         ("AWS_REGION", region.into()),
         ("AWS_DEFAULT_REGION", region.into()),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", init_type.into()),
         ("TZ", ":UTC".into()),
         ("LANG", "en_US.UTF-8".into()),
         ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),

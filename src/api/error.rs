@@ -74,6 +74,14 @@ impl ApiError {
         e.reason = Some(reason);
         e
     }
+    /// 404 `ProvisionedConcurrencyConfigNotFoundException`.
+    pub fn new_provisioned_not_found(message: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ProvisionedConcurrencyConfigNotFoundException",
+            message,
+        )
+    }
     pub fn unknown_operation(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "UnknownOperationException", message)
     }

@@ -1,7 +1,7 @@
 //! The client commands: each builds one Lambda API request and prints the answer.
 
 use super::client::{Client, segment};
-use super::{Command, FnCommand};
+use super::{AdminCommand, Command, FnCommand};
 use base64::Engine;
 use bytes::Bytes;
 use http::Method;
@@ -15,9 +15,17 @@ pub const EXIT_FUNCTION_ERROR: i32 = 3;
 /// Runs `fn …` or `invoke`; returns the process exit code.
 pub async fn run_client(cmd: Command) -> anyhow::Result<i32> {
     match cmd {
-        Command::Fn { endpoint, command } => {
+        Command::Fn {
+            endpoint,
+            no_wait,
+            command,
+        } => {
             let client = Client::new(&endpoint.endpoint)?;
-            let out = run_fn(&client, command).await?;
+            let settle = (!no_wait).then(|| changed_function(&command)).flatten();
+            let mut out = run_fn(&client, command).await?;
+            if let Some(name) = settle {
+                out = wait_settled(&client, &name, out).await?;
+            }
             if !out.is_null() {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }
@@ -31,6 +39,34 @@ pub async fn run_client(cmd: Command) -> anyhow::Result<i32> {
         } => {
             let client = Client::new(&endpoint.endpoint)?;
             invoke(&client, &function, payload.as_deref(), log_tail).await
+        }
+        Command::Admin { admin, command } => {
+            let client = Client::new(&admin)?;
+            let out = match command {
+                AdminCommand::Workflows { function, id } => {
+                    let mut q = vec![];
+                    q.extend(function.map(|f| format!("function={}", segment(&f))));
+                    q.extend(id.map(|i| format!("id={}", segment(&i))));
+                    client
+                        .json(
+                            Method::GET,
+                            &format!("/admin/workflows?{}", q.join("&")),
+                            None,
+                        )
+                        .await?
+                }
+                AdminCommand::Retry { id } => {
+                    client
+                        .json(
+                            Method::POST,
+                            &format!("/admin/workflows/{}/retry", segment(&id)),
+                            None,
+                        )
+                        .await?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(0)
         }
         _ => anyhow::bail!("not a client command"),
     }
@@ -59,6 +95,60 @@ fn qualified(path: String, qualifier: Option<&str>) -> String {
     match qualifier {
         Some(q) => format!("{path}?Qualifier={}", segment(q)),
         None => path,
+    }
+}
+
+/// The function a command creates or updates asynchronously.
+fn changed_function(cmd: &FnCommand) -> Option<String> {
+    match cmd {
+        FnCommand::Create { name, .. }
+        | FnCommand::UpdateCode { name, .. }
+        | FnCommand::UpdateConfig { name, .. } => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// Polls GetFunction until the function is no longer `Pending` / `InProgress` (as boto3's
+/// `function_active_v2` and `function_updated_v2` waiters do), then returns `shown` with its
+/// final state; a `Failed` function is an error naming the reason.
+async fn wait_settled(c: &Client, name: &str, mut shown: Value) -> anyhow::Result<Value> {
+    let path = format!("/2015-03-31/functions/{}", segment(name));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let cfg = c.json(Method::GET, &path, None).await?["Configuration"].clone();
+        let (state, update) = (
+            cfg["State"].as_str().unwrap_or(""),
+            cfg["LastUpdateStatus"].as_str().unwrap_or(""),
+        );
+        if state == "Failed" || update == "Failed" {
+            let reason = cfg["StateReason"]
+                .as_str()
+                .or(cfg["LastUpdateStatusReason"].as_str())
+                .unwrap_or("unknown");
+            anyhow::bail!("{name}: {state}/{update}: {reason}");
+        }
+        if state != "Pending" && update != "InProgress" {
+            if let Some(obj) = shown.as_object_mut() {
+                for key in [
+                    "State",
+                    "StateReason",
+                    "StateReasonCode",
+                    "LastUpdateStatus",
+                    "LastUpdateStatusReason",
+                ] {
+                    match cfg.get(key) {
+                        Some(v) => obj.insert(key.to_string(), v.clone()),
+                        None => obj.remove(key),
+                    };
+                }
+            }
+            return Ok(shown);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{name}: still {state}/{update} after 300 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
@@ -150,6 +240,14 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
             )
             .await
         }
+        cmd @ (FnCommand::Alias { .. }
+        | FnCommand::Concurrency { .. }
+        | FnCommand::Provisioned { .. }
+        | FnCommand::Url { .. }
+        | FnCommand::Permission { .. }
+        | FnCommand::Tag { .. }
+        | FnCommand::Untag { .. }
+        | FnCommand::Tags { .. }) => super::resources::run(c, cmd).await,
         FnCommand::Delete { name, qualifier } => {
             c.json(
                 Method::DELETE,

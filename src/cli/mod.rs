@@ -4,6 +4,7 @@
 pub mod client;
 mod commands;
 pub mod loadgen;
+mod resources;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,8 +38,25 @@ pub enum Command {
     Fn {
         #[command(flatten)]
         endpoint: Endpoint,
+        /// Return as soon as a create or update is accepted, without waiting until the
+        /// function is Active / the update Successful.
+        #[arg(long, global = true)]
+        no_wait: bool,
         #[command(subcommand)]
         command: FnCommand,
+    },
+    /// Operator views on the admin port.
+    Admin {
+        /// hearth's admin endpoint.
+        #[arg(
+            long,
+            env = "HEARTH_ADMIN_ENDPOINT",
+            default_value = "http://127.0.0.1:9100",
+            global = true
+        )]
+        admin: String,
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Invoke a function synchronously and print its result.
     Invoke {
@@ -88,6 +106,19 @@ pub struct ServeArgs {
     /// Written once serving: JSON with every bound address.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// List workflows with their steps, attempts, timings and errors.
+    Workflows {
+        #[arg(long)]
+        function: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Retry a failed workflow from its failed step.
+    Retry { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,4 +199,43 @@ pub enum FnCommand {
         #[arg(long)]
         qualifier: Option<String>,
     },
+    /// Aliases: create, get, update, delete, list.
+    Alias {
+        #[command(subcommand)]
+        command: resources::AliasCommand,
+    },
+    /// Reserved concurrency: put, get, delete.
+    Concurrency {
+        #[command(subcommand)]
+        command: resources::ConcurrencyCommand,
+    },
+    /// Provisioned concurrency: put, get, delete, list.
+    Provisioned {
+        #[command(subcommand)]
+        command: resources::ProvisionedCommand,
+    },
+    /// Function URLs: create, get, delete.
+    Url {
+        #[command(subcommand)]
+        command: resources::UrlCommand,
+    },
+    /// Resource policy: add, remove, policy.
+    Permission {
+        #[command(subcommand)]
+        command: resources::PermissionCommand,
+    },
+    /// Tag a function: K=V (repeatable).
+    Tag {
+        function: String,
+        #[arg(value_name = "K=V", required = true)]
+        tags: Vec<String>,
+    },
+    /// Remove tags from a function by key.
+    Untag {
+        function: String,
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
+    },
+    /// List a function's tags.
+    Tags { function: String },
 }

@@ -1,5 +1,6 @@
 //! Management requests as one typed action: `match (method, path)` in one place.
 
+use super::resource_action::{ResourceAction, is_resource_path};
 use crate::api::ApiError;
 use crate::api::names::{FunctionRef, merge_qualifier, parse_function_name};
 use http::Method;
@@ -36,11 +37,28 @@ pub enum Action {
     ListVersions {
         name: String,
     },
+    /// Aliases, concurrency, URLs, event invoke configs, permissions, tags.
+    Resource(ResourceAction),
+    PutProvisioned {
+        name: String,
+        qualifier: Option<String>,
+    },
+    GetProvisioned {
+        name: String,
+        qualifier: Option<String>,
+    },
+    DeleteProvisioned {
+        name: String,
+        qualifier: Option<String>,
+    },
+    ListProvisioned {
+        name: String,
+    },
 }
 
 /// Whether a path belongs to the management API (the router forwards these to control).
 pub fn is_management_path(path: &str) -> bool {
-    path.starts_with("/2015-03-31/functions")
+    path.starts_with("/2015-03-31/functions") || is_resource_path(path)
 }
 
 /// Decodes a percent-encoded path segment.
@@ -64,6 +82,36 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
 }
 
 impl Action {
+    /// `/2019-09-30/functions/{name}/provisioned-concurrency[?Qualifier=|?List=ALL]`.
+    fn parse_provisioned(
+        method: &Method,
+        path: &str,
+        query: &str,
+        account: &str,
+    ) -> Option<Result<Action, ApiError>> {
+        let f = path
+            .strip_prefix("/2019-09-30/functions/")?
+            .strip_suffix("/provisioned-concurrency")?;
+        Some((|| {
+            let FunctionRef { name, qualifier } =
+                parse_function_name(&decode_segment(f)?, account)?;
+            let qualifier = merge_qualifier(qualifier, query_param(query, "Qualifier").as_deref())?;
+            Ok(match *method {
+                Method::GET if query_param(query, "List").is_some() => {
+                    Action::ListProvisioned { name }
+                }
+                Method::GET => Action::GetProvisioned { name, qualifier },
+                Method::PUT => Action::PutProvisioned { name, qualifier },
+                Method::DELETE => Action::DeleteProvisioned { name, qualifier },
+                _ => {
+                    return Err(ApiError::unknown_operation(format!(
+                        "Unknown operation: {method} {path}"
+                    )));
+                }
+            })
+        })())
+    }
+
     /// Maps method, path and query to an action; unknown paths are a Lambda-style 404.
     pub fn parse(
         method: &Method,
@@ -71,6 +119,12 @@ impl Action {
         query: &str,
         account: &str,
     ) -> Result<Action, ApiError> {
+        if let Some(a) = Self::parse_provisioned(method, path, query, account) {
+            return a;
+        }
+        if let Some(r) = ResourceAction::parse(method, path, query, account) {
+            return r.map(Action::Resource);
+        }
         let rest = path.strip_prefix("/2015-03-31/functions").unwrap_or("");
         if !rest.is_empty() && !rest.starts_with('/') {
             return Err(ApiError::unknown_operation(format!(

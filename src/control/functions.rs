@@ -1,15 +1,19 @@
 //! Function resource handlers: create, get, list, update code/configuration, publish, delete.
 
+use super::workflow::{new_workflow, start_ops};
 use super::{Control, Reply, store_err, validate};
 use crate::api::ApiError;
 use crate::api::names::function_arn;
 use crate::api::types::*;
 use crate::codestore;
-use crate::store::{StoreError, StoredVersion};
+use crate::store::resources::kind::TAGS;
+use crate::store::workflow::WorkflowKind;
+use crate::store::{MakeVersion, Op, StoreError, StoredVersion};
 use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 const LATEST: &str = "$LATEST";
 
@@ -51,7 +55,15 @@ impl Control {
 
     /// Reads one version; 404 when the function or the version does not exist.
     pub fn lookup(&self, name: &str, qualifier: Option<&str>) -> Result<StoredVersion, ApiError> {
-        let version = qualifier.unwrap_or(LATEST);
+        let alias_target;
+        let version = match qualifier {
+            // An alias names the version it points to (GetFunction, GetFunctionConfiguration).
+            Some(q) if super::is_alias_name(q) => {
+                alias_target = self.alias(name, q)?.function_version;
+                alias_target.as_str()
+            }
+            q => q.unwrap_or(LATEST),
+        };
         self.store
             .get(&self.account, name, version)
             .map_err(store_err)?
@@ -103,6 +115,8 @@ impl Control {
         let description = validate::description(req.description.as_deref())?;
         let env = req.environment.clone().unwrap_or_default().variables;
         validate::environment(&env)?;
+        let tags = req.tags.clone().unwrap_or_default();
+        super::tags::validate_tags(&tags)?;
         let code = req.code.clone().unwrap_or_default();
         let zip = validate::zip_file(
             code.zip_file.as_deref(),
@@ -140,10 +154,12 @@ impl Control {
                 version: LATEST.into(),
                 environment: (!env.is_empty()).then_some(EnvironmentResponse { variables: env }),
                 revision_id: new_revision(),
-                state: "Active".into(),
-                state_reason: None,
-                state_reason_code: None,
-                last_update_status: "Successful".into(),
+                state: "Pending".into(),
+                state_reason: Some("The function is being created.".into()),
+                state_reason_code: Some("Creating".into()),
+                last_update_status: "InProgress".into(),
+                last_update_status_reason: None,
+                last_update_status_reason_code: None,
                 package_type: "Zip".into(),
                 architectures: vec!["x86_64".into()],
                 ephemeral_storage: EphemeralStorage { size: 512 },
@@ -153,21 +169,34 @@ impl Control {
             },
             code_sha256_hex: sha,
         };
-        let rev = self
-            .store
-            .create_function(&self.account, &latest)
-            .map_err(|e| match e {
-                StoreError::Conflict => {
-                    ApiError::conflict(format!("Function already exist: {name}"))
-                }
-                e => store_err(e),
-            })?;
-        self.committed(rev);
-        let shown = if req.publish {
-            self.publish_latest(&name, None)?
-        } else {
-            latest
-        };
+        let wf = new_workflow(
+            &self.account,
+            &name,
+            WorkflowKind::CreateFunction,
+            &latest.config.revision_id,
+            &latest.code_sha256_hex,
+        );
+        let mut ops = vec![Op::CreateFunction(latest.clone())];
+        if !tags.is_empty() {
+            // Validated above; stored in the same transaction as the function.
+            let json =
+                serde_json::to_string(&tags).map_err(|e| ApiError::service(e.to_string()))?;
+            ops.push(Op::PutResource {
+                name: name.clone(),
+                kind: TAGS.into(),
+                key: String::new(),
+                json: Some(json),
+            });
+        }
+        ops.extend(start_ops(&wf));
+        if req.publish {
+            ops.push(self.publish_op(&name, None, Some(&wf.id)));
+        }
+        let done = self.commit(&self.account, ops).await.map_err(|e| match e {
+            StoreError::Conflict => ApiError::conflict(format!("Function already exist: {name}")),
+            e => store_err(e),
+        })?;
+        let shown = done.published.into_iter().next().unwrap_or(latest);
         Reply::json(StatusCode::CREATED, &shown.config)
     }
 
@@ -179,14 +208,15 @@ impl Control {
     ) -> Result<Reply, ApiError> {
         let v = self.lookup(name, qualifier)?;
         let location = format!("{base_url}/hearth/v1/code/{}.zip", v.code_sha256_hex);
-        Reply::json(
-            StatusCode::OK,
-            serde_json::json!({
-                "Configuration": v.config,
-                "Code": { "RepositoryType": "S3", "Location": location },
-                "Tags": {},
-            }),
-        )
+        let mut body = serde_json::json!({
+            "Configuration": v.config,
+            "Code": { "RepositoryType": "S3", "Location": location },
+            "Tags": self.function_tags(name)?,
+        });
+        if let Some(n) = self.reserved_concurrency(name)? {
+            body["Concurrency"] = serde_json::json!({ "ReservedConcurrentExecutions": n });
+        }
+        Reply::json(StatusCode::OK, body)
     }
 
     pub(super) fn get_configuration(
@@ -237,23 +267,54 @@ impl Control {
     }
 
     /// Writes a changed `$LATEST` (new revision id and LastModified), publishing when asked.
-    fn save_latest(&self, mut latest: StoredVersion, publish: bool) -> Result<Reply, ApiError> {
+    /// Refuses a change while the function is still being created or updated (as Lambda).
+    fn check_idle(&self, latest: &StoredVersion) -> Result<(), ApiError> {
+        let c = &latest.config;
+        if c.state == "Pending" {
+            return Err(ApiError::conflict(
+                "The operation cannot be performed at this time. The function is currently in the following state: Pending",
+            ));
+        }
+        if c.last_update_status == "InProgress" {
+            return Err(ApiError::conflict(format!(
+                "The operation cannot be performed at this time. An update is in progress for resource: {}",
+                c.function_arn
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes a changed `$LATEST` (new RevisionId, `InProgress`) with the workflow that brings
+    /// it into service, publishing a version in the same transaction when asked.
+    async fn save_latest(
+        &self,
+        mut latest: StoredVersion,
+        kind: WorkflowKind,
+        publish: bool,
+    ) -> Result<Reply, ApiError> {
         latest.config.revision_id = new_revision();
         latest.config.last_modified = now_last_modified();
-        let rev = self
-            .store
-            .put_latest(&self.account, &latest)
-            .map_err(|e| match e {
-                StoreError::NotFound => self.not_found(&latest.config.function_name, None),
-                e => store_err(e),
-            })?;
-        self.committed(rev);
+        latest.config.last_update_status = "InProgress".into();
+        latest.config.last_update_status_reason = Some("The function is being updated.".into());
+        latest.config.last_update_status_reason_code = None;
         let name = latest.config.function_name.clone();
-        let shown = if publish {
-            self.publish_latest(&name, None)?
-        } else {
-            latest
-        };
+        let wf = new_workflow(
+            &self.account,
+            &name,
+            kind,
+            &latest.config.revision_id,
+            &latest.code_sha256_hex,
+        );
+        let mut ops = vec![Op::PutVersion(latest.clone())];
+        ops.extend(start_ops(&wf));
+        if publish {
+            ops.push(self.publish_op(&name, None, Some(&wf.id)));
+        }
+        let done = self.commit(&self.account, ops).await.map_err(|e| match e {
+            StoreError::NotFound => self.not_found(&name, None),
+            e => store_err(e),
+        })?;
+        let shown = done.published.into_iter().next().unwrap_or(latest);
         Reply::json(StatusCode::OK, &shown.config)
     }
 
@@ -261,6 +322,7 @@ impl Control {
         let req: UpdateFunctionCodeRequest = parse_body(&body)?;
         let mut latest = self.lookup(name, None)?;
         Self::check_revision(&latest, req.revision_id.as_deref())?;
+        self.check_idle(&latest)?;
         validate::unsupported(None, req.architectures.as_deref(), None)?;
         let zip = validate::zip_file(
             req.zip_file.as_deref(),
@@ -279,13 +341,19 @@ impl Control {
         latest.config.code_sha256 = base64_sha(&sha);
         latest.config.code_size = size;
         latest.code_sha256_hex = sha;
-        self.save_latest(latest, req.publish)
+        self.save_latest(latest, WorkflowKind::UpdateCode, req.publish)
+            .await
     }
 
-    pub(super) fn update_configuration(&self, name: &str, body: Bytes) -> Result<Reply, ApiError> {
+    pub(super) async fn update_configuration(
+        &self,
+        name: &str,
+        body: Bytes,
+    ) -> Result<Reply, ApiError> {
         let req: UpdateFunctionConfigurationRequest = parse_body(&body)?;
         let mut latest = self.lookup(name, None)?;
         Self::check_revision(&latest, req.revision_id.as_deref())?;
+        self.check_idle(&latest)?;
         validate::unsupported(None, None, req.layers.as_deref())?;
         let c = &mut latest.config;
         if let Some(rt) = req.runtime.as_deref() {
@@ -308,42 +376,41 @@ impl Control {
                 variables: env.variables,
             });
         }
-        self.save_latest(latest, false)
+        self.save_latest(latest, WorkflowKind::UpdateConfiguration, false)
+            .await
     }
 
-    /// Publishes `$LATEST` (or returns the newest version when nothing changed).
-    fn publish_latest(
-        &self,
-        name: &str,
-        description: Option<&str>,
-    ) -> Result<StoredVersion, ApiError> {
-        let (region, account) = (self.region.clone(), self.account.clone());
-        let make = move |latest: &StoredVersion, num: u64| {
+    /// The op that publishes `$LATEST` as the next version (or reuses the newest version when
+    /// nothing changed), recorded in `workflow` when it is part of one.
+    fn publish_op(&self, name: &str, description: Option<&str>, workflow: Option<&str>) -> Op {
+        let route = workflow.is_none();
+        let (region, account, fname) =
+            (self.region.clone(), self.account.clone(), name.to_string());
+        let description = description.map(str::to_string);
+        let make: MakeVersion = Arc::new(move |latest: &StoredVersion, num: u64| {
             let mut v = latest.clone();
             v.config.version = num.to_string();
-            v.config.function_arn = format!("{}:{num}", function_arn(&region, &account, name));
+            v.config.function_arn = format!("{}:{num}", function_arn(&region, &account, &fname));
             v.config.revision_id = new_revision();
             v.config.last_modified = now_last_modified();
-            if let Some(d) = description {
-                v.config.description = d.to_string();
+            if let Some(d) = &description {
+                v.config.description = d.clone();
             }
             v
-        };
-        let (version, rev) =
-            self.store
-                .publish(&self.account, name, &make)
-                .map_err(|e| match e {
-                    StoreError::NotFound => self.not_found(name, None),
-                    e => store_err(e),
-                })?;
-        self.committed(rev);
-        Ok(version)
+        });
+        Op::Publish {
+            name: name.to_string(),
+            make,
+            workflow: workflow.map(str::to_string),
+            route,
+        }
     }
 
-    pub(super) fn publish(&self, name: &str, body: Bytes) -> Result<Reply, ApiError> {
+    pub(super) async fn publish(&self, name: &str, body: Bytes) -> Result<Reply, ApiError> {
         let req: PublishVersionRequest = parse_body(&body)?;
         let latest = self.lookup(name, None)?;
         Self::check_revision(&latest, req.revision_id.as_deref())?;
+        self.check_idle(&latest)?;
         if let Some(sha) = req.code_sha256.as_deref()
             && sha != latest.config.code_sha256
         {
@@ -352,7 +419,21 @@ impl Control {
                 latest.config.code_sha256
             )));
         }
-        let v = self.publish_latest(name, req.description.as_deref())?;
+        // `$LATEST` is in service, so its code is stored and verified: the version is
+        // routable in the same transaction that creates it.
+        let op = self.publish_op(name, req.description.as_deref(), None);
+        let done = self
+            .commit(&self.account, vec![op])
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => self.not_found(name, None),
+                e => store_err(e),
+            })?;
+        let v = done
+            .published
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::service("publish made no version"))?;
         Reply::json(StatusCode::CREATED, &v.config)
     }
 
@@ -368,20 +449,35 @@ impl Control {
         Reply::json(StatusCode::OK, serde_json::json!({ "Versions": configs }))
     }
 
-    pub(super) fn delete(&self, name: &str, qualifier: Option<&str>) -> Result<Reply, ApiError> {
+    pub(super) async fn delete(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Reply, ApiError> {
         if qualifier == Some(LATEST) {
             return Err(ApiError::invalid_parameter(
                 "$LATEST version cannot be deleted without deleting the function.",
             ));
         }
-        let rev = self
-            .store
-            .delete(&self.account, name, qualifier)
-            .map_err(|e| match e {
-                StoreError::NotFound => self.not_found(name, qualifier),
-                e => store_err(e),
-            })?;
-        self.committed(rev);
+        let ops = match qualifier {
+            Some(v) => vec![Op::DeleteVersion {
+                name: name.to_string(),
+                version: v.to_string(),
+            }],
+            None => {
+                let wf = new_workflow(&self.account, name, WorkflowKind::DeleteFunction, "", "");
+                let mut ops = vec![Op::DeleteFunction {
+                    name: name.to_string(),
+                }];
+                ops.extend(start_ops(&wf));
+                ops
+            }
+        };
+        self.commit(&self.account, ops).await.map_err(|e| match e {
+            StoreError::NotFound => self.not_found(name, qualifier),
+            StoreError::Conflict => self.version_in_use(name, qualifier.unwrap_or_default()),
+            e => store_err(e),
+        })?;
         Ok(Reply::empty(StatusCode::NO_CONTENT))
     }
 }

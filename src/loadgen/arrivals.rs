@@ -7,8 +7,6 @@
 //! drawn from the function's percentiles, linear between them. `compress` divides both.
 
 use super::trace::{Function, PERCENTILES};
-use rand::{RngExt, SeedableRng};
-use rand_pcg::Pcg64;
 use std::time::Duration;
 
 /// One scheduled invocation.
@@ -49,7 +47,13 @@ pub fn duration_at(p: &[f64; 7], u: f64) -> f64 {
 }
 
 /// Seconds (uncompressed) into the replay of each invocation of `f` in minute `m`.
-fn minute_times(f: &Function, key: &str, m: usize, count: u32, rng: &mut Pcg64) -> Vec<f64> {
+fn minute_times(
+    f: &Function,
+    key: &str,
+    m: usize,
+    count: u32,
+    rng: &mut fastrand::Rng,
+) -> Vec<f64> {
     let base = m as f64 * 60.0;
     if f.trigger.eq_ignore_ascii_case("timer") {
         let off = timer_offset_s(key);
@@ -57,9 +61,7 @@ fn minute_times(f: &Function, key: &str, m: usize, count: u32, rng: &mut Pcg64) 
             .map(|i| base + (off + f64::from(i) * 60.0 / f64::from(count)) % 60.0)
             .collect()
     } else {
-        (0..count)
-            .map(|_| base + rng.random::<f64>() * 60.0)
-            .collect()
+        (0..count).map(|_| base + rng.f64() * 60.0).collect()
     }
 }
 
@@ -68,10 +70,10 @@ pub fn arrivals(functions: &[Function], seed: u64, compress: f64) -> Vec<Invocat
     let mut out = vec![];
     for (i, f) in functions.iter().enumerate() {
         let key = f.key();
-        let mut rng = Pcg64::seed_from_u64(seed ^ fnv1a(&key));
+        let mut rng = fastrand::Rng::with_seed(seed ^ fnv1a(&key));
         for (m, &count) in f.counts.iter().enumerate() {
             for t in minute_times(f, &key, m, count, &mut rng) {
-                let ms = f.durations.map_or(0.0, |p| duration_at(&p, rng.random()));
+                let ms = f.durations.map_or(0.0, |p| duration_at(&p, rng.f64()));
                 out.push(Invocation {
                     at: Duration::from_secs_f64(t / compress),
                     func: i as u32,

@@ -2,7 +2,7 @@
 //! workers (one connection each) with one [`Stats`] merged at the end. The open loop feeds
 //! each thread's queue (a [`Lane`]) from a scheduler thread; the closed loop needs no queue.
 
-use super::client::{Conn, connect};
+use super::client::{Conn, Failure, connect};
 use super::stats::{ErrorKind, Stats};
 use super::target::Source;
 use super::{closed_loop, open_loop};
@@ -156,8 +156,8 @@ pub(super) async fn run_one(
         },
     };
     let req = ctx.source.request(job.idx);
-    let kind = match tokio::time::timeout(ctx.timeout, c.send(req)).await {
-        Ok(Ok(answer)) => {
+    let kind = match c.send(req, ctx.timeout).await {
+        Ok(answer) => {
             let done = Instant::now();
             lane.count(ErrorKind::of(&answer).is_some());
             if job.measured {
@@ -167,8 +167,8 @@ pub(super) async fn run_one(
             }
             return true;
         }
-        Ok(Err(_)) => ErrorKind::Io,
-        Err(_) => ErrorKind::Timeout,
+        Err(Failure::Io) => ErrorKind::Io,
+        Err(Failure::Timeout) => ErrorKind::Timeout,
     };
     *conn = None;
     record_error(job, kind, stats, lane);

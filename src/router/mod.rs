@@ -51,7 +51,7 @@ fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
 pub struct Router {
     control: Arc<Control>,
     agent: Arc<dyn AgentClient>,
-    resolver: resolve::Resolver,
+    resolver: Arc<resolve::Resolver>,
     metrics: Arc<Metrics>,
     max_payload: usize,
     max_management_body: usize,
@@ -65,13 +65,22 @@ impl Router {
         cfg: &crate::config::Config,
     ) -> Arc<Router> {
         Arc::new(Router {
-            resolver: resolve::Resolver::new(control.clone()),
+            resolver: Arc::new(resolve::Resolver::new(control.clone())),
             control,
             agent,
             metrics,
             max_payload: cfg.limits.max_payload_bytes,
             max_management_body: cfg.limits.max_management_body_bytes,
         })
+    }
+
+    /// Follows the control service's change feed (cache flushes and acknowledgements) until
+    /// `shutdown` flips to true.
+    pub fn follow_changes(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + use<> {
+        self.resolver.clone().follow(shutdown)
     }
 
     /// Handles one request through every phase; never fails (errors become responses).

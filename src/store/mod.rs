@@ -1,9 +1,15 @@
 //! Metadata store: functions and their versions, with the change feed (DESIGN.md
 //! "Change feed"). The embedded backend is SQLite ([`sqlite::SqliteStore`]).
 
+pub mod resources;
 pub mod sqlite;
+mod txn;
+pub mod workflow;
 
 use crate::api::types::FunctionConfiguration;
+pub use resources::{Edit, EditError, EditFn, FunctionView, ResourceStore};
+use std::sync::Arc;
+use workflow::{StepRecord, WorkflowRecord};
 
 /// One stored version (`$LATEST` or a number) of a function.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,9 +30,102 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// Builds a published version's record from `$LATEST` and the new version number.
+pub type MakeVersion = Arc<dyn Fn(&StoredVersion, u64) -> StoredVersion + Send + Sync>;
+
+/// One write of an atomic [`MetadataStore::transact`].
+#[derive(Clone)]
+pub enum Op {
+    /// A new function and its `$LATEST`; `Conflict` if the name is taken.
+    CreateFunction(StoredVersion),
+    /// Replaces the reported record of an existing version.
+    PutVersion(StoredVersion),
+    /// Publishes `$LATEST` as the next version (or reuses the newest if nothing changed); the
+    /// version is recorded in workflow `workflow` when given (inserted earlier in the same
+    /// transaction or before). With `route`, the version is made routable at once (its code
+    /// is already in service).
+    Publish {
+        name: String,
+        make: MakeVersion,
+        workflow: Option<String>,
+        route: bool,
+    },
+    /// Sets (or, with `None`, removes) what the router serves for `name:version`. A record equal
+    /// to the current one (same RevisionId) changes nothing and bumps no revision.
+    Route {
+        name: String,
+        version: String,
+        record: Option<StoredVersion>,
+    },
+    /// Deletes a whole function: versions, routes.
+    DeleteFunction { name: String },
+    /// Deletes one published version and its route.
+    DeleteVersion { name: String, version: String },
+    /// Inserts or replaces a workflow record.
+    PutWorkflow(WorkflowRecord),
+    /// Inserts or replaces a step record.
+    PutStep(StepRecord),
+    /// Stores (or with `None` removes) a function resource document (no revision bump).
+    PutResource {
+        name: String,
+        kind: String,
+        key: String,
+        json: Option<String>,
+    },
+    /// Appends a message to the outbox (published to the queue by the relay after commit).
+    Outbox {
+        topic: String,
+        payload: Vec<u8>,
+        dedup_id: String,
+    },
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::CreateFunction(v) => write!(f, "CreateFunction({})", v.config.function_name),
+            Op::PutVersion(v) => write!(
+                f,
+                "PutVersion({}:{})",
+                v.config.function_name, v.config.version
+            ),
+            Op::Publish { name, .. } => write!(f, "Publish({name})"),
+            Op::Route {
+                name,
+                version,
+                record,
+            } => {
+                write!(f, "Route({name}:{version}, {})", record.is_some())
+            }
+            Op::DeleteFunction { name } => write!(f, "DeleteFunction({name})"),
+            Op::DeleteVersion { name, version } => write!(f, "DeleteVersion({name}:{version})"),
+            Op::PutWorkflow(w) => write!(f, "PutWorkflow({})", w.id),
+            Op::PutStep(s) => write!(f, "PutStep({}:{:?})", s.workflow_id, s.step),
+            Op::PutResource {
+                name, kind, key, ..
+            } => write!(f, "PutResource({name}, {kind}, {key})"),
+            Op::Outbox {
+                topic, dedup_id, ..
+            } => write!(f, "Outbox({topic}, {dedup_id})"),
+        }
+    }
+}
+
+/// What a transaction did.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// The new change-feed revision, when routable state changed.
+    pub revision: Option<u64>,
+    /// Versions made by `Op::Publish`, in order.
+    pub published: Vec<StoredVersion>,
+    /// Whether any `Op::Outbox` was written (the relay should run).
+    pub outbox: bool,
+}
+
 /// The metadata store seam. Every write bumps the change-feed revision in its transaction
 /// and returns the new revision.
-pub trait MetadataStore: Send + Sync {
+/// A function's other resources (aliases, URLs, policies, …) are in [`ResourceStore`].
+pub trait MetadataStore: ResourceStore + Send + Sync {
     /// Creates a function with its `$LATEST`; `Conflict` if the name is taken.
     fn create_function(&self, tenant: &str, latest: &StoredVersion) -> Result<u64, StoreError>;
     /// Replaces `$LATEST` of an existing function.
@@ -59,4 +158,28 @@ pub trait MetadataStore: Send + Sync {
     fn delete(&self, tenant: &str, name: &str, version: Option<&str>) -> Result<u64, StoreError>;
     /// Current change-feed revision.
     fn revision(&self) -> Result<u64, StoreError>;
+
+    /// Applies every op in one transaction; nothing is written if one fails.
+    fn transact(&self, tenant: &str, ops: &[Op]) -> Result<Committed, StoreError>;
+
+    /// What the router serves for `name:version` (`None`: not routable, e.g. still Pending).
+    fn route(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredVersion>, StoreError>;
+
+    fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError>;
+
+    /// Workflows, newest first, optionally of one function.
+    fn workflows(
+        &self,
+        tenant: &str,
+        function: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRecord>, StoreError>;
+
+    /// The steps of a workflow that have a record, in step order.
+    fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError>;
 }

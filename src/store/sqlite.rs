@@ -1,11 +1,14 @@
 //! SQLite backend of [`MetadataStore`]: one connection behind a mutex (management calls are
 //! rare and short; the invoke path reads through the router's cache).
 
-use super::{MetadataStore, StoreError, StoredVersion};
+use super::workflow::{StepRecord, WorkflowRecord};
+use super::{Committed, MetadataStore, Op, StoreError, StoredVersion, txn};
 use crate::api::types::FunctionConfiguration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::Path;
 use std::sync::Mutex;
+
+mod resources;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -28,14 +31,18 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
-fn db(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
+use txn::db;
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
+        // The outbox relay writes the same file from its own connection.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        conn.execute_batch(txn::SCHEMA).map_err(db)?;
+        crate::queue::outbox::create_table(&conn).map_err(db)?;
+        conn.execute_batch(resources::SCHEMA).map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -50,21 +57,29 @@ impl SqliteStore {
         f: impl FnOnce(&Transaction) -> Result<T, StoreError>,
     ) -> Result<(T, u64), StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(db)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
         let out = f(&tx)?;
-        tx.execute("UPDATE revision SET rev = rev + 1 WHERE id = 0", [])
-            .map_err(db)?;
-        let rev: i64 = tx
-            .query_row("SELECT rev FROM revision WHERE id = 0", [], |r| r.get(0))
-            .map_err(db)?;
-        tx.execute(
-            "INSERT INTO changes (rev, tenant, kind, key) VALUES (?1, ?2, ?3, ?4)",
-            params![rev, tenant, kind, key],
-        )
-        .map_err(db)?;
+        let rev = bump(&tx, tenant, kind, key)?;
         tx.commit().map_err(db)?;
-        Ok((out, rev as u64))
+        Ok((out, rev))
     }
+}
+
+/// Bumps the change-feed revision and records what changed (same transaction).
+fn bump(tx: &Transaction, tenant: &str, kind: &str, key: &str) -> Result<u64, StoreError> {
+    tx.execute("UPDATE revision SET rev = rev + 1 WHERE id = 0", [])
+        .map_err(db)?;
+    let rev: i64 = tx
+        .query_row("SELECT rev FROM revision WHERE id = 0", [], |r| r.get(0))
+        .map_err(db)?;
+    tx.execute(
+        "INSERT INTO changes (rev, tenant, kind, key) VALUES (?1, ?2, ?3, ?4)",
+        params![rev, tenant, kind, key],
+    )
+    .map_err(db)?;
+    Ok(rev as u64)
 }
 
 fn insert_version(
@@ -139,33 +154,127 @@ fn same_content(a: &StoredVersion, b: &StoredVersion) -> bool {
     key(a) == key(b)
 }
 
+/// Creates a function and its `$LATEST`; `Conflict` when the name is taken.
+pub(super) fn create_in(
+    tx: &Transaction,
+    tenant: &str,
+    latest: &StoredVersion,
+) -> Result<(), StoreError> {
+    let name = &latest.config.function_name;
+    let n = tx
+        .execute(
+            "INSERT OR IGNORE INTO functions (tenant, name) VALUES (?1, ?2)",
+            params![tenant, name],
+        )
+        .map_err(db)?;
+    if n == 0 {
+        return Err(StoreError::Conflict);
+    }
+    insert_version(tx, tenant, 0, latest)
+}
+
+/// Replaces the record of an existing version.
+pub(super) fn put_version_in(
+    tx: &Transaction,
+    tenant: &str,
+    v: &StoredVersion,
+) -> Result<(), StoreError> {
+    let (name, version) = (&v.config.function_name, &v.config.version);
+    if get_in(tx, tenant, name, version)?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let num = version.parse::<u64>().unwrap_or(0);
+    insert_version(tx, tenant, num, v)
+}
+
+/// Publishes `$LATEST` as the next version number, or returns the newest when unchanged.
+pub(super) fn publish_in(
+    tx: &Transaction,
+    tenant: &str,
+    name: &str,
+    make: &dyn Fn(&StoredVersion, u64) -> StoredVersion,
+) -> Result<StoredVersion, StoreError> {
+    let latest = get_in(tx, tenant, name, "$LATEST")?.ok_or(StoreError::NotFound)?;
+    let newest = query_versions(
+        tx,
+        "SELECT config, code_sha256 FROM versions WHERE tenant = ?1 AND name = ?2 AND num > 0 ORDER BY num DESC LIMIT 1",
+        params![tenant, name],
+    )?;
+    if let Some(newest) = newest.into_iter().next()
+        && same_content(&newest, &latest)
+    {
+        return Ok(newest);
+    }
+    let num: i64 = tx
+        .query_row(
+            "SELECT next_version FROM functions WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    let num = num as u64;
+    let version = make(&latest, num);
+    insert_version(tx, tenant, num, &version)?;
+    tx.execute(
+        "UPDATE functions SET next_version = ?3 WHERE tenant = ?1 AND name = ?2",
+        params![tenant, name, (num + 1) as i64],
+    )
+    .map_err(db)?;
+    Ok(version)
+}
+
+/// Deletes a whole function or one published version; `NotFound` when absent.
+pub(super) fn delete_in(
+    tx: &Transaction,
+    tenant: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<(), StoreError> {
+    let n = match version {
+        None => {
+            resources::delete_function(tx, tenant, name)?;
+            tx.execute(
+                "DELETE FROM versions WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+            )
+            .map_err(db)?;
+            tx.execute(
+                "DELETE FROM functions WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+            )
+            .map_err(db)?
+        }
+        Some(v) => {
+            resources::delete_version(tx, tenant, name, v)?;
+            tx.execute(
+                "DELETE FROM versions WHERE tenant = ?1 AND name = ?2 AND version = ?3 AND num > 0",
+                params![tenant, name, v],
+            )
+            .map_err(db)?
+        }
+    };
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 impl MetadataStore for SqliteStore {
     fn create_function(&self, tenant: &str, latest: &StoredVersion) -> Result<u64, StoreError> {
         let name = &latest.config.function_name;
-        let ((), rev) = self.write(tenant, name, "function", |tx| {
-            let n = tx
-                .execute(
-                    "INSERT OR IGNORE INTO functions (tenant, name) VALUES (?1, ?2)",
-                    params![tenant, name],
-                )
-                .map_err(db)?;
-            if n == 0 {
-                return Err(StoreError::Conflict);
-            }
-            insert_version(tx, tenant, 0, latest)
-        })?;
-        Ok(rev)
+        Ok(self
+            .write(tenant, name, "function", |tx| create_in(tx, tenant, latest))?
+            .1)
     }
 
     fn put_latest(&self, tenant: &str, latest: &StoredVersion) -> Result<u64, StoreError> {
         let name = &latest.config.function_name;
-        let ((), rev) = self.write(tenant, name, "function", |tx| {
-            if get_in(tx, tenant, name, "$LATEST")?.is_none() {
-                return Err(StoreError::NotFound);
-            }
-            insert_version(tx, tenant, 0, latest)
-        })?;
-        Ok(rev)
+        Ok(self
+            .write(tenant, name, "function", |tx| {
+                put_version_in(tx, tenant, latest)
+            })?
+            .1)
     }
 
     fn publish(
@@ -175,25 +284,7 @@ impl MetadataStore for SqliteStore {
         make: &dyn Fn(&StoredVersion, u64) -> StoredVersion,
     ) -> Result<(StoredVersion, u64), StoreError> {
         self.write(tenant, name, "version", |tx| {
-            let latest = get_in(tx, tenant, name, "$LATEST")?.ok_or(StoreError::NotFound)?;
-            let newest = query_versions(
-                tx,
-                "SELECT config, code_sha256 FROM versions WHERE tenant = ?1 AND name = ?2 AND num > 0 ORDER BY num DESC LIMIT 1",
-                params![tenant, name],
-            )?;
-            if let Some(newest) = newest.into_iter().next()
-                && same_content(&newest, &latest) {
-                    return Ok(newest);
-                }
-            let num: i64 = tx
-                .query_row("SELECT next_version FROM functions WHERE tenant = ?1 AND name = ?2", params![tenant, name], |r| r.get(0))
-                .map_err(db)?;
-            let num = num as u64;
-            let version = make(&latest, num);
-            insert_version(tx, tenant, num, &version)?;
-            tx.execute("UPDATE functions SET next_version = ?3 WHERE tenant = ?1 AND name = ?2", params![tenant, name, (num + 1) as i64])
-                .map_err(db)?;
-            Ok(version)
+            publish_in(tx, tenant, name, make)
         })
     }
 
@@ -231,22 +322,11 @@ impl MetadataStore for SqliteStore {
     }
 
     fn delete(&self, tenant: &str, name: &str, version: Option<&str>) -> Result<u64, StoreError> {
-        let ((), rev) = self.write(tenant, name, "function", |tx| {
-            let n = match version {
-                None => {
-                    tx.execute("DELETE FROM versions WHERE tenant = ?1 AND name = ?2", params![tenant, name]).map_err(db)?;
-                    tx.execute("DELETE FROM functions WHERE tenant = ?1 AND name = ?2", params![tenant, name]).map_err(db)?
-                }
-                Some(v) => tx
-                    .execute(
-                        "DELETE FROM versions WHERE tenant = ?1 AND name = ?2 AND version = ?3 AND num > 0",
-                        params![tenant, name, v],
-                    )
-                    .map_err(db)?,
-            };
-            if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
-        })?;
-        Ok(rev)
+        Ok(self
+            .write(tenant, name, "function", |tx| {
+                delete_in(tx, tenant, name, version)
+            })?
+            .1)
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
@@ -256,5 +336,54 @@ impl MetadataStore for SqliteStore {
         })
         .map(|r| r as u64)
         .map_err(db)
+    }
+
+    fn transact(&self, tenant: &str, ops: &[Op]) -> Result<Committed, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let mut out = Committed::default();
+        let mut changed = Vec::new();
+        for op in ops {
+            if txn::apply(&tx, tenant, op, &mut out)? {
+                changed.push(op);
+            }
+        }
+        if let Some(first) = changed.first() {
+            out.revision = Some(bump(&tx, tenant, "function", &format!("{first:?}"))?);
+        }
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    fn route(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        txn::get_route(&conn, tenant, name, version)
+    }
+
+    fn workflow(&self, id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        txn::get_workflow(&conn, id)
+    }
+
+    fn workflows(
+        &self,
+        tenant: &str,
+        function: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        txn::list_workflows(&conn, tenant, function, limit)
+    }
+
+    fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        txn::list_steps(&conn, workflow_id)
     }
 }

@@ -25,6 +25,8 @@ pub struct Hearth {
     pub dir: tempfile::TempDir,
     pub prefix: String,
     extra_config: String,
+    /// Extra environment of the server process (fault injection in tests).
+    pub env: Vec<(String, String)>,
     http: ureq::Agent,
 }
 
@@ -59,6 +61,11 @@ impl Hearth {
     /// Starts with a config file holding `extra_config` (runtimes dir, cgroup prefix and log
     /// level come from `HEARTH_*` variables).
     pub fn start_with(extra_config: &str) -> Hearth {
+        Self::start_env(extra_config, &[])
+    }
+
+    /// Starts with a config and extra environment variables.
+    pub fn start_env(extra_config: &str, env: &[(&str, &str)]) -> Hearth {
         let dir = tempfile::Builder::new()
             .prefix("hearth-test-")
             .tempdir()
@@ -79,6 +86,10 @@ impl Hearth {
             dir,
             prefix,
             extra_config: extra_config.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             http,
         };
         h.launch();
@@ -116,6 +127,7 @@ impl Hearth {
             .env("HEARTH_RUNTIMES_DIR", runtimes_dir())
             .env("HEARTH_CGROUP_PREFIX", &self.prefix)
             .env("HEARTH_LOG", "info,hearth::access=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -174,6 +186,30 @@ impl Hearth {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits for the server to exit by itself (e.g. an injected fault killed it).
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                self.child = None;
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hearth serve did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts again on the same data directory (after it stopped or died).
+    pub fn launch_again(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.launch();
     }
 
     /// Stops and starts again on the same data directory.
@@ -254,6 +290,27 @@ impl Hearth {
         )
     }
 
+    /// Polls GetFunction until `name` is neither `Pending` nor `InProgress` (like boto3's
+    /// waiters); returns its configuration.
+    pub fn wait_settled(&self, name: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let c = self
+                .request("GET", &format!("/2015-03-31/functions/{name}"), &[], b"")
+                .json()["Configuration"]
+                .clone();
+            if c["State"] != "Pending" && c["LastUpdateStatus"] != "InProgress" {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} still {c}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Deploys a sample from `examples/functions/` (or any directory) with the CLI.
     pub fn deploy(&self, name: &str, runtime: &str, handler: &str, code: &Path, extra: &[&str]) {
         let mut args = vec![
@@ -276,6 +333,17 @@ impl Hearth {
             String::from_utf8_lossy(&out.stderr),
             self.log()
         );
+    }
+
+    /// Live sandboxes of this server (its instance cgroups).
+    pub fn instance_count(&self) -> usize {
+        let root = PathBuf::from("/sys/fs/cgroup/pids").join(&self.prefix);
+        std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count()
     }
 
     /// Host processes that belong to this server's sandboxes (via its cgroups).
