@@ -29,7 +29,7 @@ pub struct AgentMetrics {
     pub cold_starts: Counter,
     /// Idle instances stopped to make room for a cold start.
     pub evictions: Counter,
-    /// Sandbox creation to the runtime's first `/next`, seconds.
+    /// From the sandbox existing to the runtime's first `/next` (runtime start), seconds.
     pub cold_start_duration: Histogram,
     /// Sandbox creation (namespaces, cgroups, helper) alone, seconds.
     pub sandbox_create_duration: Histogram,
@@ -154,7 +154,7 @@ impl Metrics {
         );
         a.register(
             "cold_start_duration_seconds",
-            "Sandbox creation to first /next",
+            "Runtime start: sandbox ready to the first /next",
             agent.cold_start_duration.clone(),
         );
         a.register(

@@ -44,7 +44,8 @@ pub struct Instance {
     pub created: Instant,
     chan: Arc<RuntimeChannel>,
     log: Arc<InstanceLog>,
-    memory_usage_file: PathBuf,
+    /// The cgroup's peak memory file, opened once (read with `pread` per invocation).
+    memory_usage: Option<std::fs::File>,
     tasks: Vec<JoinHandle<()>>,
     first_call: std::sync::atomic::AtomicBool,
     /// Keeps the package pinned in the node cache while the instance lives.
@@ -95,7 +96,7 @@ impl Instance {
             sandbox,
             chan,
             log,
-            memory_usage_file,
+            memory_usage: std::fs::File::open(&memory_usage_file).ok(),
             tasks,
             first_call: std::sync::atomic::AtomicBool::new(true),
             _code: code,
@@ -278,17 +279,28 @@ impl Instance {
         }
     }
 
+    /// Peak memory of the instance's cgroup, in MB (0 when unknown).
+    fn max_memory_used_mb(&self) -> u64 {
+        use std::os::unix::fs::FileExt;
+        let Some(f) = &self.memory_usage else {
+            return 0;
+        };
+        let mut buf = [0u8; 32];
+        let n = f.read_at(&mut buf, 0).unwrap_or(0);
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        text.trim()
+            .parse::<u64>()
+            .map(|b| b / (1024 * 1024))
+            .unwrap_or(0)
+    }
+
     fn write_report(&self, id: &str, started: Option<Instant>) {
         let ms = started
             .map(|s| s.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or(0.0);
         let billed = ms.ceil().max(1.0) as u64;
         let mem = self.descriptor.memory_mb;
-        let used = std::fs::read_to_string(&self.memory_usage_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(|b| b / (1024 * 1024))
-            .unwrap_or(0);
+        let used = self.max_memory_used_mb();
         let mut line = format!(
             "END RequestId: {id}\nREPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {mem} MB\tMax Memory Used: {used} MB"
         );

@@ -342,7 +342,9 @@ impl Agent {
             .start_delay
             .observe(start_delay.as_secs_f64());
         let idle = if result.reset || !inst.alive() || !self.settings.reuse {
-            self.retire(inst).await;
+            // Answer first; the teardown runs after (its capacity is released when it is done).
+            let me = self.clone();
+            tokio::spawn(async move { me.retire(inst).await });
             self.pools.idle_count(&key)
         } else {
             self.pools.put_idle(key.clone(), inst)
