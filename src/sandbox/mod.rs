@@ -10,6 +10,7 @@ mod init;
 mod netns;
 mod protocol;
 mod rootfs;
+mod seccomp;
 mod spawn;
 mod sys;
 mod validate;
@@ -23,6 +24,7 @@ use protocol::InitRequest;
 pub use init::InitError;
 pub use netns::RUNTIME_API_ADDR;
 pub use rootfs::SANDBOX_USER;
+pub use seccomp::{POLICY as SECCOMP_POLICY, PolicyError};
 
 /// What to run in one sandbox.
 #[derive(Debug, Clone)]
@@ -103,6 +105,9 @@ pub enum SandboxError {
     /// The driver configuration was refused by [`ProcessDriver::new`].
     #[error("invalid sandbox driver config: {0}")]
     InvalidConfig(String),
+    /// The seccomp policy (`src/sandbox/seccomp.json`) was refused by [`ProcessDriver::new`].
+    #[error("{0}")]
+    Seccomp(#[from] seccomp::PolicyError),
 }
 
 /// A running sandbox.
@@ -165,6 +170,8 @@ impl Sandbox {
 /// The `process` sandbox driver.
 pub struct ProcessDriver {
     cfg: DriverConfig,
+    /// The seccomp policy, compiled once at start.
+    seccomp: seccomp::CompiledPolicy,
 }
 
 impl ProcessDriver {
@@ -174,13 +181,14 @@ impl ProcessDriver {
     /// startup, before serving.
     pub fn new(cfg: DriverConfig) -> Result<Self, SandboxError> {
         validate::config(&cfg)?;
+        let seccomp = seccomp::compile(seccomp::POLICY)?;
         cgroup::ensure_prefix(&cfg)?;
         cgroup::reap_leftovers(&cfg)?;
         std::fs::create_dir_all(&cfg.rootfs_mountpoint).map_err(|e| {
             let path = cfg.rootfs_mountpoint.display();
             SandboxError::InvalidConfig(format!("rootfs mount point {path}: {e}"))
         })?;
-        Ok(ProcessDriver { cfg })
+        Ok(ProcessDriver { cfg, seccomp })
     }
 
     /// Builds a sandbox and starts its runtime. Returns once the runtime process is exec'd
@@ -227,6 +235,7 @@ impl ProcessDriver {
             rootfs_mountpoint: self.cfg.rootfs_mountpoint.clone(),
             cgroup_procs: cgroups.procs_files(),
             netns_fd: -1, // set by spawn::start
+            seccomp: self.seccomp.clone(),
         }
     }
 
