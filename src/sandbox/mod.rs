@@ -19,6 +19,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use cgroup::InstanceCgroups;
+
+pub use cgroup::CgroupVersion;
 use protocol::InitRequest;
 
 pub use init::InitError;
@@ -157,6 +159,13 @@ impl Sandbox {
         self.pid1_fd.kill();
     }
 
+    /// How many processes of this sandbox the kernel's OOM killer has killed so far (v1:
+    /// `oom_kill` of `memory.oom_control`, v2: of `memory.events`). On cgroup v1 the kernel
+    /// kills single processes, so a sandbox can survive an OOM kill: callers watch this.
+    pub fn oom_kills(&self) -> u64 {
+        self.cgroups.oom_kills()
+    }
+
     /// Kill, wait until it has ended, check its cgroups are empty, remove them.
     pub async fn destroy(&self) -> Result<(), SandboxError> {
         self.kill();
@@ -172,6 +181,8 @@ pub struct ProcessDriver {
     cfg: DriverConfig,
     /// The seccomp policy, compiled once at start.
     seccomp: seccomp::CompiledPolicy,
+    /// cgroup v1 or v2, detected at start.
+    cgroups: CgroupVersion,
 }
 
 impl ProcessDriver {
@@ -182,13 +193,19 @@ impl ProcessDriver {
     pub fn new(cfg: DriverConfig) -> Result<Self, SandboxError> {
         validate::config(&cfg)?;
         let seccomp = seccomp::compile(seccomp::POLICY)?;
-        cgroup::ensure_prefix(&cfg)?;
-        cgroup::reap_leftovers(&cfg)?;
+        let cgroups = cgroup::detect(&cfg.cgroup_root)?;
+        tracing::info!(version = ?cgroups, root = %cfg.cgroup_root.display(), "cgroups detected");
+        cgroup::ensure_prefix(&cfg, cgroups)?;
+        cgroup::reap_leftovers(&cfg, cgroups)?;
         std::fs::create_dir_all(&cfg.rootfs_mountpoint).map_err(|e| {
             let path = cfg.rootfs_mountpoint.display();
             SandboxError::InvalidConfig(format!("rootfs mount point {path}: {e}"))
         })?;
-        Ok(ProcessDriver { cfg, seccomp })
+        Ok(ProcessDriver {
+            cfg,
+            seccomp,
+            cgroups,
+        })
     }
 
     /// Builds a sandbox and starts its runtime. Returns once the runtime process is exec'd
@@ -201,7 +218,8 @@ impl ProcessDriver {
     pub async fn create(&self, spec: SandboxSpec) -> Result<Sandbox, SandboxError> {
         validate::spec(&spec)?;
         let net = netns::create().await?;
-        let cgroups = InstanceCgroups::create(&self.cfg, &spec.instance_id, spec.memory_mb)?;
+        let cgroups =
+            InstanceCgroups::create(&self.cfg, self.cgroups, &spec.instance_id, spec.memory_mb)?;
         let req = self.request(&spec, &cgroups);
         match start(&self.cfg.helper_exe, req, net.fd).await {
             Ok((running, output, exited)) => Ok(Sandbox {
@@ -239,9 +257,14 @@ impl ProcessDriver {
         }
     }
 
+    /// The cgroup version detected at start.
+    pub fn cgroup_version(&self) -> CgroupVersion {
+        self.cgroups
+    }
+
     /// Removes this driver's cgroup prefix (called at shutdown once every sandbox is gone).
     pub fn cleanup(&self) {
-        for left in cgroup::remove_prefix(&self.cfg) {
+        for left in cgroup::remove_prefix(&self.cfg, self.cgroups) {
             tracing::warn!(%left, "sandbox cgroup left behind");
         }
     }
