@@ -48,6 +48,15 @@ pub struct AgentConfig {
     pub idle_timeout_secs: u64,
     /// Most instances (busy + idle + starting) on this agent.
     pub max_instances: usize,
+    /// Memory (MB) the agent's instances may reserve in all (each reserves its MemorySize).
+    /// When a cold start does not fit, idle instances are evicted, least recently used first.
+    pub memory_capacity_mb: u64,
+    /// Bytes of extracted packages the node cache keeps (least recently used evicted first;
+    /// packages in use are pinned).
+    pub code_cache_bytes: u64,
+    /// At start, packages of this size or smaller (zipped bytes) are put into the node cache
+    /// ahead of demand.
+    pub preload_max_bytes: u64,
     /// Where cgroup v1 hierarchies are mounted.
     pub cgroup_root: PathBuf,
     /// Every cgroup of this agent lives under `<controller>/<cgroup_prefix>/`.
@@ -112,6 +121,9 @@ impl Default for AgentConfig {
         AgentConfig {
             idle_timeout_secs: 600,
             max_instances: 64,
+            memory_capacity_mb: 16384,
+            code_cache_bytes: 4 << 30,
+            preload_max_bytes: 100 * 1024,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_prefix: "hearth".into(),
             sandbox_uid: 993,
@@ -245,6 +257,9 @@ impl Config {
         let a = &self.agent;
         if a.idle_timeout_secs == 0 {
             e.push("agent.idle_timeout_secs: must be at least 1".into());
+        }
+        if a.memory_capacity_mb < 128 {
+            e.push("agent.memory_capacity_mb: must be at least 128".into());
         }
         if a.max_instances == 0 {
             e.push("agent.max_instances: must be at least 1".into());

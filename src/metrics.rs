@@ -27,6 +27,8 @@ pub struct RouterMetrics {
 /// Agent metrics.
 pub struct AgentMetrics {
     pub cold_starts: Counter,
+    /// Idle instances stopped to make room for a cold start.
+    pub evictions: Counter,
     /// Sandbox creation to the runtime's first `/next`, seconds.
     pub cold_start_duration: Histogram,
     /// Sandbox creation (namespaces, cgroups, helper) alone, seconds.
@@ -36,6 +38,13 @@ pub struct AgentMetrics {
     /// Live instances (starting, busy or idle).
     pub instances: Gauge,
     pub idle_instances: Gauge,
+    /// Memory (MB) reserved by live instances.
+    pub memory_reserved_mb: Gauge,
+    /// Node code cache: cumulative hits, misses, evictions; bytes held now.
+    pub code_cache_hits: Gauge,
+    pub code_cache_misses: Gauge,
+    pub code_cache_evictions: Gauge,
+    pub code_cache_bytes: Gauge,
     /// Warm-instance memory-time: idle seconds × memory (MB), added when an instance stops
     /// being idle (taken for an invocation or stopped).
     pub idle_memory_mb_seconds: Counter<f64, AtomicU64>,
@@ -56,11 +65,17 @@ impl Default for AgentMetrics {
     fn default() -> Self {
         AgentMetrics {
             cold_starts: Counter::default(),
+            evictions: Counter::default(),
             cold_start_duration: latency_histogram(),
             sandbox_create_duration: latency_histogram(),
             function_errors: Family::default(),
             instances: Gauge::default(),
             idle_instances: Gauge::default(),
+            memory_reserved_mb: Gauge::default(),
+            code_cache_hits: Gauge::default(),
+            code_cache_misses: Gauge::default(),
+            code_cache_evictions: Gauge::default(),
+            code_cache_bytes: Gauge::default(),
             idle_memory_mb_seconds: Counter::default(),
             start_delay: latency_histogram(),
         }
@@ -106,6 +121,36 @@ impl Metrics {
             "cold_starts",
             "Invocations that started a new instance",
             agent.cold_starts.clone(),
+        );
+        a.register(
+            "memory_reserved_mb",
+            "Memory reserved by live instances (MB)",
+            agent.memory_reserved_mb.clone(),
+        );
+        a.register(
+            "code_cache_hits",
+            "Node cache hits (cumulative)",
+            agent.code_cache_hits.clone(),
+        );
+        a.register(
+            "code_cache_misses",
+            "Node cache misses: fetches and extractions (cumulative)",
+            agent.code_cache_misses.clone(),
+        );
+        a.register(
+            "code_cache_evictions",
+            "Packages evicted from the node cache (cumulative)",
+            agent.code_cache_evictions.clone(),
+        );
+        a.register(
+            "code_cache_bytes",
+            "Bytes of extracted packages in the node cache",
+            agent.code_cache_bytes.clone(),
+        );
+        a.register(
+            "evictions",
+            "Idle instances stopped to make room for a cold start",
+            agent.evictions.clone(),
         );
         a.register(
             "cold_start_duration_seconds",

@@ -89,6 +89,7 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     }));
     prepare_runtimes(&cfg).await?;
+    preload(&control, &agent_for_restore, cfg.agent.preload_max_bytes).await;
     match control.restore_provisioned(&agent_for_restore).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(instances = n, "provisioned concurrency restored"),
@@ -118,6 +119,23 @@ pub async fn serve(
     agent.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Puts the tenant's small packages into the node cache before serving, so scale-outs never
+/// wait for a download.
+async fn preload(control: &Control, agent: &dyn AgentClient, max_bytes: u64) {
+    let shas = match control.small_packages(max_bytes) {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!(error = %e, "listing packages to preload"),
+    };
+    for sha in &shas {
+        if let Err(e) = agent.prefetch(sha).await {
+            tracing::warn!(sha, error = %e, "preloading a package");
+        }
+    }
+    if !shas.is_empty() {
+        tracing::info!(packages = shas.len(), "node cache preloaded");
+    }
 }
 
 /// Prepares the configured runtimes (a fresh data directory needs no setup step).

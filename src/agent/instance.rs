@@ -47,6 +47,8 @@ pub struct Instance {
     memory_usage_file: PathBuf,
     tasks: Vec<JoinHandle<()>>,
     first_call: std::sync::atomic::AtomicBool,
+    /// Keeps the package pinned in the node cache while the instance lives.
+    _code: crate::codestore::lru::Pinned,
 }
 
 impl Drop for Instance {
@@ -73,6 +75,7 @@ impl Instance {
         log: Arc<InstanceLog>,
         max_response: usize,
         memory_usage_file: PathBuf,
+        code: crate::codestore::lru::Pinned,
     ) -> std::io::Result<Arc<Instance>> {
         let version = descriptor.version.clone();
         let log_for_start = log.clone();
@@ -95,6 +98,7 @@ impl Instance {
             memory_usage_file,
             tasks,
             first_call: std::sync::atomic::AtomicBool::new(true),
+            _code: code,
         }))
     }
 

@@ -9,7 +9,8 @@ mod runtime_api;
 pub use instance::{Call, CallResult, Instance};
 
 use crate::api::VersionDescriptor;
-use crate::codestore::{LocalCodeStore, NodeCache, ZipLimits};
+use crate::codestore::lru::{Lru, Pinned};
+use crate::codestore::{LocalCodeStore, ZipLimits};
 use crate::config::Config;
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::sandbox::{DriverConfig, ProcessDriver, SandboxError, SandboxSpec};
@@ -140,7 +141,7 @@ pub struct Agent {
     settings: Settings,
     driver: ProcessDriver,
     code: LocalCodeStore,
-    cache: NodeCache,
+    cache: Arc<Lru>,
     pools: Pools,
     metrics: Arc<Metrics>,
     /// Provisioned concurrency configs: config key → (version, instances).
@@ -182,12 +183,13 @@ impl Agent {
             driver,
             code: code.clone(),
             cache: {
-                let cache = NodeCache::new(cfg.data_dir.join("cache"))?;
-                cache.remove_leftovers()?;
-                cache
+                let dir = cfg.data_dir.join("cache");
+                crate::codestore::NodeCache::new(dir.clone())?.remove_leftovers()?;
+                Lru::open(dir, a.code_cache_bytes)?
             },
             pools: Pools::new(
                 a.max_instances,
+                a.memory_capacity_mb,
                 metrics.agent.idle_memory_mb_seconds.clone(),
             ),
             metrics,
@@ -229,12 +231,29 @@ impl Agent {
         by_key.into_values().collect()
     }
 
+    /// Tells the pools which idle instances provisioned concurrency keeps.
+    fn apply_floors(&self) {
+        let floors = self
+            .floors()
+            .into_iter()
+            .map(|(d, n)| (d.pool_key(), n))
+            .collect();
+        self.pools.set_floors(floors);
+    }
+
     /// Starts instances until every provisioned floor is met (idempotent).
     async fn fill_provisioned(&self) -> Result<(), String> {
         for (d, n) in self.floors() {
             let key = d.pool_key();
             while self.pools.live(&key) < n {
-                self.pools.reserve_new(&key).map_err(|e| e.to_string())?;
+                if let pool::Taken::Evict(victim) = self
+                    .pools
+                    .reserve_new(&key, d.memory_mb as u64)
+                    .map_err(|e| e.to_string())?
+                {
+                    self.retire(victim).await;
+                    continue;
+                }
                 let inst = match self.cold_start(&d, INIT_PROVISIONED).await {
                     Ok(inst) => inst,
                     Err(Started::Refused(e)) => return Err(e.to_string()),
@@ -259,13 +278,20 @@ impl Agent {
         let (live, idle) = self.pools.counts();
         self.metrics.agent.instances.set(live as i64);
         self.metrics.agent.idle_instances.set(idle as i64);
+        self.metrics
+            .agent
+            .memory_reserved_mb
+            .set(self.pools.memory_used() as i64);
     }
 
     async fn retire(&self, inst: Arc<Instance>) {
         if let Err(e) = inst.sandbox.destroy().await {
             tracing::error!(instance = %inst.id, error = %e, "stopping instance");
         }
-        self.pools.forget(&inst.descriptor.pool_key());
+        self.pools.forget(
+            &inst.descriptor.pool_key(),
+            inst.descriptor.memory_mb as u64,
+        );
         self.update_gauges();
     }
 
@@ -278,7 +304,7 @@ impl Agent {
             let me = self.clone();
             tokio::spawn(async move { me.retire(stale).await });
         }
-        let (inst, cold) = match self.pools.take_idle(&key)? {
+        let (inst, cold) = match self.take(&key, &req.descriptor).await? {
             Some(inst) => (inst, false),
             None => match self.cold_start(&req.descriptor, INIT_ON_DEMAND).await {
                 Ok(inst) => (inst, true),
@@ -333,6 +359,25 @@ impl Agent {
         })
     }
 
+    /// A warm instance of `key`, or `None` once room for a new one is reserved, evicting idle
+    /// instances (least recently used first) when memory or count capacity is short.
+    async fn take(
+        &self,
+        key: &str,
+        d: &VersionDescriptor,
+    ) -> Result<Option<Arc<Instance>>, AgentError> {
+        loop {
+            match self.pools.take(key, d.memory_mb as u64)? {
+                pool::Taken::Warm(inst) => return Ok(Some(inst)),
+                pool::Taken::Reserved => return Ok(None),
+                pool::Taken::Evict(victim) => {
+                    self.metrics.agent.evictions.inc();
+                    self.retire(victim).await;
+                }
+            }
+        }
+    }
+
     /// Cold start: node cache, runtime, sandbox, Runtime API.
     async fn cold_start(
         &self,
@@ -343,7 +388,7 @@ impl Agent {
         let started = Instant::now();
         let result = self.build_instance(d, init_type).await;
         if result.is_err() {
-            self.pools.forget(&d.pool_key());
+            self.pools.forget(&d.pool_key(), d.memory_mb as u64);
         }
         self.metrics
             .agent
@@ -364,7 +409,7 @@ impl Agent {
         let s = &self.settings;
         let launch = crate::runtimes::launch(&s.runtimes_dir, &s.python, &d.runtime, &d.handler)
             .map_err(|e| fail(e.to_string()))?;
-        let code_dir = self.code_dir(&d.code_sha256).await.map_err(fail)?;
+        let code = self.code(&d.code_sha256).await.map_err(fail)?;
         let id = format!(
             "{}-{}",
             d.function_name,
@@ -372,7 +417,7 @@ impl Agent {
         );
         let spec = SandboxSpec {
             instance_id: id.clone(),
-            code_dir,
+            code_dir: code.path.clone(),
             runtime_dir: launch.runtime_dir.clone(),
             argv: launch.argv.clone(),
             env: bootstrap_env(d, &s.region, &id, &launch.env, init_type),
@@ -394,26 +439,39 @@ impl Agent {
         )
         .map_err(|e| fail(e.to_string()))?;
         let usage = s.memory_cgroup.join(&id).join("memory.max_usage_in_bytes");
-        match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage) {
+        match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage, code) {
             Ok(inst) => Ok(inst),
             Err(e) => Err(fail(e.to_string())),
         }
     }
 
-    async fn code_dir(&self, sha: &str) -> Result<PathBuf, String> {
+    /// The extracted package, pinned in the node cache while the caller holds it.
+    async fn code(&self, sha: &str) -> Result<Pinned, String> {
         let (cache, code, limits, sha) = (
             self.cache.clone(),
             self.code.clone(),
             self.settings.zip_limits,
             sha.to_string(),
         );
-        tokio::task::spawn_blocking(move || {
+        let pinned = tokio::task::spawn_blocking(move || {
             cache
-                .ensure(&code, &sha, &limits)
+                .acquire(&code, &sha, &limits)
                 .map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        self.update_cache_gauges();
+        pinned
+    }
+
+    fn update_cache_gauges(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (st, m) = (&self.cache.stats, &self.metrics.agent);
+        m.code_cache_hits.set(st.hits.load(Relaxed) as i64);
+        m.code_cache_misses.set(st.misses.load(Relaxed) as i64);
+        m.code_cache_evictions
+            .set(st.evictions.load(Relaxed) as i64);
+        m.code_cache_bytes.set(st.bytes.load(Relaxed) as i64);
     }
 }
 
@@ -429,7 +487,7 @@ impl AgentClient for Arc<Agent> {
     }
 
     async fn prefetch(&self, code_sha256: &str) -> Result<(), String> {
-        self.code_dir(code_sha256).await.map(|_| ())
+        self.code(code_sha256).await.map(drop)
     }
 
     async fn provision(
@@ -445,12 +503,7 @@ impl AgentClient for Arc<Agent> {
                 p.insert(config.to_string(), targets);
             }
         }
-        let floors = self
-            .floors()
-            .into_iter()
-            .map(|(d, n)| (d.pool_key(), n))
-            .collect();
-        self.pools.set_floors(floors);
+        self.apply_floors();
         self.fill_provisioned().await?;
         Ok(self.provisioned(config).await)
     }
@@ -470,12 +523,7 @@ impl AgentClient for Arc<Agent> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, targets| targets.iter().all(|(d, _)| d.function_arn != function_arn));
-        let floors = self
-            .floors()
-            .into_iter()
-            .map(|(d, n)| (d.pool_key(), n))
-            .collect();
-        self.pools.set_floors(floors);
+        self.apply_floors();
         for inst in self.pools.remove_function(function_arn) {
             self.retire(inst).await;
         }

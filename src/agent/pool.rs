@@ -19,29 +19,45 @@ struct Inner {
     live_by_key: HashMap<String, usize>,
     /// Provisioned floors: idle instances of these keys never expire below the floor.
     floors: HashMap<String, usize>,
+    /// Memory (MB) of every live instance and reservation.
+    mem_used: u64,
     draining: bool,
+}
+
+/// The outcome of asking for an instance.
+pub enum Taken {
+    /// A warm instance of the key.
+    Warm(Arc<Instance>),
+    /// Room was reserved for a new instance.
+    Reserved,
+    /// No room: stop this idle instance (least recently used) and ask again.
+    Evict(Arc<Instance>),
 }
 
 /// All pools of one agent.
 pub struct Pools {
     inner: Mutex<Inner>,
     max: usize,
+    /// Memory capacity (MB) shared by all instances.
+    mem_capacity: u64,
     /// Idle seconds × memory MB, added whenever an instance stops being idle.
     idle_mb_seconds: Counter<f64, AtomicU64>,
 }
 
 impl Pools {
-    pub fn new(max: usize, idle_mb_seconds: Counter<f64, AtomicU64>) -> Self {
+    pub fn new(max: usize, mem_capacity: u64, idle_mb_seconds: Counter<f64, AtomicU64>) -> Self {
         let inner = Inner {
             idle: HashMap::new(),
             live: 0,
             live_by_key: HashMap::new(),
             floors: HashMap::new(),
+            mem_used: 0,
             draining: false,
         };
         Pools {
             inner: Mutex::new(inner),
             max,
+            mem_capacity,
             idle_mb_seconds,
         }
     }
@@ -58,9 +74,11 @@ impl Pools {
         inst
     }
 
-    /// The most recently used live idle instance of `key`, or `None` after reserving room
-    /// for a new one; refuses when draining or at capacity.
-    pub fn take_idle(&self, key: &str) -> Result<Option<Arc<Instance>>, AgentError> {
+    /// The most recently used live idle instance of `key`; or room reserved for a new one of
+    /// `mem` MB; or, when the agent is full, an idle instance to evict first (least recently
+    /// used, never one a provisioned floor keeps). Refuses when draining or when nothing can
+    /// make room.
+    pub fn take(&self, key: &str, mem: u64) -> Result<Taken, AgentError> {
         let mut g = self.lock();
         if g.draining {
             return Err(AgentError::Draining);
@@ -69,28 +87,48 @@ impl Pools {
             && let Some(pos) = list.iter().rposition(|(i, _)| i.alive())
         {
             let entry = list.remove(pos);
-            return Ok(Some(self.leave(entry)));
+            return Ok(Taken::Warm(self.leave(entry)));
         }
-        Self::reserve(&mut g, key, self.max)?;
-        Ok(None)
+        self.reserve_or_evict(&mut g, key, mem)
     }
 
-    fn reserve(g: &mut Inner, key: &str, max: usize) -> Result<(), AgentError> {
-        if g.live >= max {
-            return Err(AgentError::Capacity);
+    fn reserve_or_evict(&self, g: &mut Inner, key: &str, mem: u64) -> Result<Taken, AgentError> {
+        if g.live < self.max && g.mem_used + mem <= self.mem_capacity {
+            g.live += 1;
+            g.mem_used += mem;
+            *g.live_by_key.entry(key.to_string()).or_default() += 1;
+            return Ok(Taken::Reserved);
         }
-        g.live += 1;
-        *g.live_by_key.entry(key.to_string()).or_default() += 1;
-        Ok(())
+        match Self::least_recently_used(g) {
+            Some((k, pos)) => {
+                let entry = g
+                    .idle
+                    .get_mut(&k)
+                    .map(|l| l.remove(pos))
+                    .ok_or(AgentError::Capacity)?;
+                Ok(Taken::Evict(self.leave(entry)))
+            }
+            None => Err(AgentError::Capacity),
+        }
     }
 
-    /// Reserves room for a new instance of `key` (provisioning), refusing at capacity.
-    pub fn reserve_new(&self, key: &str) -> Result<(), AgentError> {
+    /// The idle instance used longest ago among those above their key's provisioned floor.
+    fn least_recently_used(g: &Inner) -> Option<(String, usize)> {
+        g.idle
+            .iter()
+            .filter(|(k, l)| l.len() > g.floors.get(*k).copied().unwrap_or(0))
+            .filter_map(|(k, l)| l.first().map(|(_, since)| (k.clone(), *since)))
+            .min_by_key(|(_, since)| *since)
+            .map(|(k, _)| (k, 0))
+    }
+
+    /// Reserves room for a new instance of `key` (provisioning), or names one to evict.
+    pub fn reserve_new(&self, key: &str, mem: u64) -> Result<Taken, AgentError> {
         let mut g = self.lock();
         if g.draining {
             return Err(AgentError::Draining);
         }
-        Self::reserve(&mut g, key, self.max)
+        self.reserve_or_evict(&mut g, key, mem)
     }
 
     /// Instances of `key` that exist (starting, busy or idle).
@@ -115,10 +153,11 @@ impl Pools {
         self.lock().idle.get(key).map_or(0, Vec::len)
     }
 
-    /// An instance (or a reservation) of `key` is gone.
-    pub fn forget(&self, key: &str) {
+    /// An instance (or a reservation) of `key` with `mem` MB is gone.
+    pub fn forget(&self, key: &str, mem: u64) {
         let mut g = self.lock();
         g.live = g.live.saturating_sub(1);
+        g.mem_used = g.mem_used.saturating_sub(mem);
         if let Some(n) = g.live_by_key.get_mut(key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -190,6 +229,11 @@ impl Pools {
         let gone: Vec<Idle> = g.idle.drain().flat_map(|(_, l)| l).collect();
         drop(g);
         gone.into_iter().map(|e| self.leave(e)).collect()
+    }
+
+    /// Memory (MB) reserved by live instances.
+    pub fn memory_used(&self) -> u64 {
+        self.lock().mem_used
     }
 
     /// (live, idle) instance counts.

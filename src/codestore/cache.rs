@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{LocalCodeStore, ZipError, ZipLimits, extract_zip, sha256_hex};
+use super::{LocalCodeStore, ZipError, ZipLimits, extract_zip, lru::CodeSource, sha256_hex};
 
 /// Whether `s` is a lower-case hex SHA-256 (and so safe as a file name).
 pub fn is_sha256_hex(s: &str) -> bool {
@@ -18,6 +18,16 @@ pub(super) fn ensure(
     sha: &str,
     limits: &ZipLimits,
 ) -> Result<PathBuf, ZipError> {
+    ensure_from(dir, store, sha, limits)
+}
+
+/// [`ensure`] from any [`CodeSource`].
+pub(super) fn ensure_from(
+    dir: &Path,
+    store: &dyn CodeSource,
+    sha: &str,
+    limits: &ZipLimits,
+) -> Result<PathBuf, ZipError> {
     if !is_sha256_hex(sha) {
         return Err(ZipError(format!("{sha:?} is not a lower-case hex SHA-256")));
     }
@@ -25,7 +35,7 @@ pub(super) fn ensure(
     if dest.is_dir() {
         return Ok(dest);
     }
-    let bytes = store.get(sha).map_err(|e| {
+    let bytes = store.fetch(sha).map_err(|e| {
         ZipError(format!(
             "code package {sha} cannot be read from the code store: {e}"
         ))

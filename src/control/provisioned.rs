@@ -242,28 +242,52 @@ impl Control {
         agent: &dyn crate::agent::AgentClient,
     ) -> Result<usize, String> {
         let mut restored = 0;
-        let mut after: Option<String> = None;
+        for f in self.all_functions()? {
+            let name = &f.config.function_name;
+            let configs = self
+                .resources_of::<ProvisionedConfig>(name, PROVISIONED)
+                .map_err(|e| e.message)?;
+            for (q, _) in configs.into_iter().filter(|(_, c)| c.status == "READY") {
+                let targets = self.provision_targets(name, &q)?;
+                restored += agent.provision(&config_key(name, &q), targets).await?;
+            }
+        }
+        Ok(restored)
+    }
+
+    /// `$LATEST` of every function of this tenant, read page by page.
+    fn all_functions(&self) -> Result<Vec<crate::store::StoredVersion>, String> {
+        let mut all = Vec::new();
         loop {
+            let after = all
+                .last()
+                .map(|f: &crate::store::StoredVersion| f.config.function_name.clone());
             let page = self
                 .store
                 .list_latest(&self.account, after.as_deref(), 100)
                 .map_err(|e| e.to_string())?;
-            let Some(last) = page.last() else {
-                return Ok(restored);
-            };
-            after = Some(last.config.function_name.clone());
-            for f in &page {
-                let name = &f.config.function_name;
-                let configs = self
-                    .resources_of::<ProvisionedConfig>(name, PROVISIONED)
-                    .map_err(|e| e.message)?;
-                for (q, c) in configs.into_iter().filter(|(_, c)| c.status == "READY") {
-                    let targets = self.provision_targets(name, &q)?;
-                    restored += agent.provision(&config_key(name, &q), targets).await?;
-                    let _ = c;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
+
+    /// Code packages (hex SHA-256) of every version of every function of this tenant whose
+    /// zip is at most `max_bytes`: what an agent preloads when it starts serving the tenant.
+    pub fn small_packages(&self, max_bytes: u64) -> Result<Vec<String>, String> {
+        let mut out = std::collections::BTreeSet::new();
+        for f in self.all_functions()? {
+            let versions = self
+                .store
+                .list_versions(&self.account, &f.config.function_name);
+            for v in versions.map_err(|e| e.to_string())? {
+                if v.config.code_size <= max_bytes {
+                    out.insert(v.code_sha256_hex);
                 }
             }
         }
+        Ok(out.into_iter().collect())
     }
 
     /// What the provision step asks the agents for: (version, instances) per version of the
