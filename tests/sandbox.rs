@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hearth::sandbox::{
-    DriverConfig, ExitReason, ProcessDriver, Sandbox, SandboxError, SandboxSpec,
+    CgroupVersion, DriverConfig, ExitReason, ProcessDriver, Sandbox, SandboxError, SandboxSpec,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -80,7 +80,7 @@ impl Harness {
     }
 
     fn assert_cgroups_gone(&self, id: &str) {
-        for controller in ["memory", "pids"] {
+        for controller in ["memory", "pids", "cpu"] {
             let dir = self.cgroup_dir(controller, id);
             assert!(!dir.exists(), "{} still exists", dir.display());
         }
@@ -274,11 +274,18 @@ async fn cgroup_limits_are_written() {
         (96u64 << 20).to_string()
     );
     assert_eq!(read("pids", "pids.max"), PIDS_MAX.to_string());
-    let members = read("memory", "cgroup.procs");
-    assert!(
-        members.lines().any(|p| p == sandbox.pid1.to_string()),
-        "{members}"
-    );
+    // 96 MB buys less than the floor of a tenth of a CPU: the floor.
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "10000");
+    assert_eq!(h.driver.cgroup_version(), CgroupVersion::V1);
+    for controller in ["memory", "pids", "cpu"] {
+        let members = read(controller, "cgroup.procs");
+        assert!(
+            members.lines().any(|p| p == sandbox.pid1.to_string()),
+            "{controller}: {members}"
+        );
+    }
+    assert_eq!(sandbox.oom_kills(), 0);
     sandbox.destroy().await.unwrap();
     h.assert_cgroups_gone("limits");
 }

@@ -189,6 +189,29 @@ impl Instance {
         started: Option<Instant>,
         timeout: Duration,
     ) -> CallResult {
+        // The sandbox hit its memory limit during this invocation (or before it): on cgroup v1
+        // the kernel kills single processes, so the counter, not the exit, tells. A runtime
+        // that died, hung or failed to start answers Lambda's Runtime.OutOfMemory; one that
+        // answered anyway keeps its answer, but the instance is torn down after it all the
+        // same (it may have lost a child, a cache or its memory headroom).
+        let oom = self.sandbox.oom_kills() > 0;
+        if oom && !matches!(phase, Phase::Replied(_)) {
+            let msg = format!("RequestId: {id} Error: Runtime exited with error: signal: killed");
+            return self.platform_error(id, offset, started, "Runtime.OutOfMemory", &msg, "oom");
+        }
+        let mut result = self.conclude_phase(phase, id, offset, started, timeout);
+        result.reset |= oom;
+        result
+    }
+
+    fn conclude_phase(
+        &self,
+        phase: Phase,
+        id: &str,
+        offset: u64,
+        started: Option<Instant>,
+        timeout: Duration,
+    ) -> CallResult {
         match phase {
             Phase::Replied(RuntimeReply::Response(body)) => {
                 self.finish(id, offset, started, body, None, false, None)

@@ -26,6 +26,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid, execve, pipe2, setgroups, setresgid
 use super::ExitReason;
 use super::protocol::{InitRequest, Status, decode_end, encode_end};
 use super::rootfs::{self, RootfsError};
+use super::seccomp;
 use super::sys;
 
 /// File-descriptor limit of the runtime.
@@ -82,6 +83,8 @@ pub enum InitError {
     NoNewPrivs(Errno),
     #[error("rlimit: {0}")]
     Rlimit(Errno),
+    #[error("installing the seccomp filter: {0}")]
+    Seccomp(std::io::Error),
     #[error("execve {0}: {1}")]
     Exec(String, Errno),
 }
@@ -293,6 +296,9 @@ fn runtime_setup(req: &InitRequest) -> Result<ExecArgs, InitError> {
     // Default signal dispositions and mask; nothing but stdio survives the exec.
     sys::reset_signals().map_err(InitError::Signals)?;
     sys::cloexec_from(3).map_err(InitError::CloseOnExec)?;
+    // rlimits.
+    setrlimit(Resource::RLIMIT_NOFILE, RUNTIME_NOFILE, RUNTIME_NOFILE)
+        .map_err(InitError::Rlimit)?;
     // Unprivileged gid and uid; no capability can come back.
     let gid = Gid::from_raw(req.gid);
     setgroups(&[gid]).map_err(InitError::SetGid)?;
@@ -302,10 +308,8 @@ fn runtime_setup(req: &InitRequest) -> Result<ExecArgs, InitError> {
     let uid = Uid::from_raw(req.uid);
     setresuid(uid, uid, uid).map_err(InitError::SetUid)?;
     prctl::set_no_new_privs().map_err(InitError::NoNewPrivs)?;
-    // rlimits.
-    setrlimit(Resource::RLIMIT_NOFILE, RUNTIME_NOFILE, RUNTIME_NOFILE)
-        .map_err(InitError::Rlimit)?;
-    // seccomp filter: later issue (it goes here, last before exec).
+    // The seccomp filter (seccomp.rs), last before exec: nothing after it needs a refused call.
+    seccomp::install(&req.seccomp).map_err(InitError::Seccomp)?;
     Ok(args)
 }
 

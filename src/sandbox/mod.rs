@@ -10,6 +10,7 @@ mod init;
 mod netns;
 mod protocol;
 mod rootfs;
+mod seccomp;
 mod spawn;
 mod sys;
 mod validate;
@@ -18,11 +19,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use cgroup::InstanceCgroups;
+
+pub use cgroup::CgroupVersion;
 use protocol::InitRequest;
 
 pub use init::InitError;
 pub use netns::RUNTIME_API_ADDR;
 pub use rootfs::SANDBOX_USER;
+pub use seccomp::{POLICY as SECCOMP_POLICY, PolicyError};
 
 /// What to run in one sandbox.
 #[derive(Debug, Clone)]
@@ -103,6 +107,9 @@ pub enum SandboxError {
     /// The driver configuration was refused by [`ProcessDriver::new`].
     #[error("invalid sandbox driver config: {0}")]
     InvalidConfig(String),
+    /// The seccomp policy (`src/sandbox/seccomp.json`) was refused by [`ProcessDriver::new`].
+    #[error("{0}")]
+    Seccomp(#[from] seccomp::PolicyError),
 }
 
 /// A running sandbox.
@@ -152,6 +159,13 @@ impl Sandbox {
         self.pid1_fd.kill();
     }
 
+    /// How many processes of this sandbox the kernel's OOM killer has killed so far (v1:
+    /// `oom_kill` of `memory.oom_control`, v2: of `memory.events`). On cgroup v1 the kernel
+    /// kills single processes, so a sandbox can survive an OOM kill: callers watch this.
+    pub fn oom_kills(&self) -> u64 {
+        self.cgroups.oom_kills()
+    }
+
     /// Kill, wait until it has ended, check its cgroups are empty, remove them.
     pub async fn destroy(&self) -> Result<(), SandboxError> {
         self.kill();
@@ -165,6 +179,10 @@ impl Sandbox {
 /// The `process` sandbox driver.
 pub struct ProcessDriver {
     cfg: DriverConfig,
+    /// The seccomp policy, compiled once at start.
+    seccomp: seccomp::CompiledPolicy,
+    /// cgroup v1 or v2, detected at start.
+    cgroups: CgroupVersion,
 }
 
 impl ProcessDriver {
@@ -174,13 +192,20 @@ impl ProcessDriver {
     /// startup, before serving.
     pub fn new(cfg: DriverConfig) -> Result<Self, SandboxError> {
         validate::config(&cfg)?;
-        cgroup::ensure_prefix(&cfg)?;
-        cgroup::reap_leftovers(&cfg)?;
+        let seccomp = seccomp::compile(seccomp::POLICY)?;
+        let cgroups = cgroup::detect(&cfg.cgroup_root)?;
+        tracing::info!(version = ?cgroups, root = %cfg.cgroup_root.display(), "cgroups detected");
+        cgroup::ensure_prefix(&cfg, cgroups)?;
+        cgroup::reap_leftovers(&cfg, cgroups)?;
         std::fs::create_dir_all(&cfg.rootfs_mountpoint).map_err(|e| {
             let path = cfg.rootfs_mountpoint.display();
             SandboxError::InvalidConfig(format!("rootfs mount point {path}: {e}"))
         })?;
-        Ok(ProcessDriver { cfg })
+        Ok(ProcessDriver {
+            cfg,
+            seccomp,
+            cgroups,
+        })
     }
 
     /// Builds a sandbox and starts its runtime. Returns once the runtime process is exec'd
@@ -193,7 +218,8 @@ impl ProcessDriver {
     pub async fn create(&self, spec: SandboxSpec) -> Result<Sandbox, SandboxError> {
         validate::spec(&spec)?;
         let net = netns::create().await?;
-        let cgroups = InstanceCgroups::create(&self.cfg, &spec.instance_id, spec.memory_mb)?;
+        let cgroups =
+            InstanceCgroups::create(&self.cfg, self.cgroups, &spec.instance_id, spec.memory_mb)?;
         let req = self.request(&spec, &cgroups);
         match start(&self.cfg.helper_exe, req, net.fd).await {
             Ok((running, output, exited)) => Ok(Sandbox {
@@ -227,12 +253,18 @@ impl ProcessDriver {
             rootfs_mountpoint: self.cfg.rootfs_mountpoint.clone(),
             cgroup_procs: cgroups.procs_files(),
             netns_fd: -1, // set by spawn::start
+            seccomp: self.seccomp.clone(),
         }
+    }
+
+    /// The cgroup version detected at start.
+    pub fn cgroup_version(&self) -> CgroupVersion {
+        self.cgroups
     }
 
     /// Removes this driver's cgroup prefix (called at shutdown once every sandbox is gone).
     pub fn cleanup(&self) {
-        for left in cgroup::remove_prefix(&self.cfg) {
+        for left in cgroup::remove_prefix(&self.cfg, self.cgroups) {
             tracing::warn!(%left, "sandbox cgroup left behind");
         }
     }

@@ -29,6 +29,8 @@ pub(crate) struct InitRequest {
     pub cgroup_procs: Vec<PathBuf>,
     /// Descriptor number of the sandbox's network namespace in the helper.
     pub netns_fd: i32,
+    /// The compiled seccomp programs the runtime installs last before exec.
+    pub seccomp: super::seccomp::CompiledPolicy,
 }
 
 /// One line on the status pipe.
