@@ -472,7 +472,7 @@ async fn exchange(
 
 /// Parses one response from `input` fed in pieces of at most `step` bytes (then EOF), as a
 /// connection would; for tests and the fuzz target. Returns the answer, whether the
-/// connection could be reused, and the bytes consumed.
+/// response allows reusing the connection, and the bytes consumed.
 pub fn parse_all(
     input: &[u8],
     step: usize,
@@ -488,7 +488,7 @@ pub fn parse_all(
         buf.drain(..n);
         consumed += n;
         if let Progress::Done { answer, keep_alive } = p {
-            return Ok((answer, keep_alive && !eof, consumed));
+            return Ok((answer, keep_alive, consumed));
         }
         if eof {
             return Err(Error::Eof);
@@ -561,8 +561,8 @@ mod tests {
     #[test]
     fn content_length_and_headers() {
         let r = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Hearth-Cold-Start: TRUE\r\nx-hearth-start-delay-us:  1234 \r\nContent-Length: 2\r\n\r\n{}";
-        // parse_all reports keep_alive false at EOF; feed directly for the reuse flag.
-        let (a, _, n) = every_split(r, false).unwrap();
+        let (a, keep, n) = every_split(r, false).unwrap();
+        assert!(keep);
         assert_eq!(n, r.len());
         assert_eq!(a.status, 200);
         assert!(a.cold_start);
@@ -571,6 +571,8 @@ mod tests {
         let mut p = Parser::new(false);
         let mut more = r.to_vec();
         more.extend_from_slice(b"HTTP/1.1 204");
+        // Bytes after the response are left for the next one, however the input is split.
+        assert_eq!(every_split(&more, false).unwrap(), (a, true, r.len()));
         let (n, prog) = p.feed(&more, false).unwrap();
         assert_eq!(n, r.len());
         assert!(matches!(
