@@ -1,6 +1,9 @@
-//! One hyper client connection per worker (HTTP/1.1, or h2c with prior knowledge) over a
-//! `TcpStream` with TCP_NODELAY, and the few response headers the reports need.
+//! One client connection per worker over a `TcpStream` with TCP_NODELAY: the lean HTTP/1.1
+//! client ([`super::h1`]) by default, a hyper h2c connection (prior knowledge) with
+//! `--http2`; and the few response headers the reports need.
 
+use super::h1;
+use super::target::Source;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -13,10 +16,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// A connection: its request half and its driver. The driver is polled by the worker that
-/// owns the connection, only while a request is in flight: one task per worker, so a
+/// A connection: the lean HTTP/1.1 client, or hyper (h2c).
+pub enum Conn {
+    H1(h1::Conn),
+    Hyper(HyperConn),
+}
+
+/// A hyper connection: its request half and its driver. The driver is polled by the worker
+/// that owns the connection, only while a request is in flight: one task per worker, so a
 /// response wakes nothing but that worker.
-pub struct Conn {
+pub struct HyperConn {
     send: Sender,
     driver: Driver,
     /// A lazily reset per-connection timer: it fires at or before the current request's
@@ -55,7 +64,7 @@ pub enum Failure {
 }
 
 /// What a response says about the invocation, read while its body is drained.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
     /// `x-hearth-cold-start: true`.
@@ -66,8 +75,41 @@ pub struct Answer {
     pub start_delay_us: Option<u64>,
 }
 
-/// Opens a connection (TCP_NODELAY, then the HTTP/1.1 or h2c handshake).
+/// Opens a connection (TCP_NODELAY; with `http2`, then the h2c handshake).
 pub async fn connect(addr: SocketAddr, http2: bool) -> std::io::Result<Conn> {
+    if http2 {
+        Ok(Conn::Hyper(connect_hyper(addr, true).await?))
+    } else {
+        Ok(Conn::H1(h1::connect(addr).await?))
+    }
+}
+
+impl Conn {
+    /// The peer closed the connection (e.g. after `Connection: close`): open a new one.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Conn::H1(c) => c.is_closed(),
+            Conn::Hyper(c) => c.is_closed(),
+        }
+    }
+
+    /// Sends request `idx` of `source` and reads the whole response within `timeout`.
+    /// After a failure the connection must be dropped.
+    pub async fn send(
+        &mut self,
+        source: &dyn Source,
+        idx: u32,
+        timeout: Duration,
+    ) -> Result<Answer, Failure> {
+        match self {
+            Conn::H1(c) => c.send(&source.h1_request(idx), timeout).await,
+            Conn::Hyper(c) => c.send(source.request(idx), timeout).await,
+        }
+    }
+}
+
+/// A hyper connection (HTTP/1.1, or h2c with prior knowledge).
+pub async fn connect_hyper(addr: SocketAddr, http2: bool) -> std::io::Result<HyperConn> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let io = TokioIo::new(stream);
@@ -95,14 +137,14 @@ pub async fn connect(addr: SocketAddr, http2: bool) -> std::io::Result<Conn> {
             }),
         )
     };
-    Ok(Conn {
+    Ok(HyperConn {
         send,
         driver: Driver { fut, done: false },
         timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
     })
 }
 
-impl Conn {
+impl HyperConn {
     /// The peer closed the connection (e.g. after `Connection: close`): open a new one.
     pub fn is_closed(&self) -> bool {
         self.driver.done
@@ -119,7 +161,7 @@ impl Conn {
         req: Request<Full<Bytes>>,
         timeout: Duration,
     ) -> Result<Answer, Failure> {
-        let Conn {
+        let HyperConn {
             send,
             driver,
             timer,

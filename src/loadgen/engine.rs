@@ -155,8 +155,7 @@ pub(super) async fn run_one(
             }
         },
     };
-    let req = ctx.source.request(job.idx);
-    let kind = match c.send(req, ctx.timeout).await {
+    let kind = match c.send(&*ctx.source, job.idx, ctx.timeout).await {
         Ok(answer) => {
             let done = Instant::now();
             lane.count(ErrorKind::of(&answer).is_some());

@@ -6,13 +6,15 @@
 //! - **Trace replay** ([`replay`]): the Azure Functions trace ([`trace`]) against hearth,
 //!   with cold-start rate, warm memory-time and start delay.
 //!
-//! The hot path ([`engine`], [`client`]): one current-thread runtime per core, one hyper
-//! connection per worker, one histogram per thread merged at the end ([`stats`]).
+//! The hot path ([`engine`], [`client`], [`h1`]): one current-thread runtime per core, one
+//! connection per worker (the lean HTTP/1.1 client, or hyper for h2c), one histogram per
+//! thread merged at the end ([`stats`]).
 
 pub mod arrivals;
 pub mod client;
 mod closed_loop;
 pub mod engine;
+pub mod h1;
 mod open_loop;
 pub mod replay;
 pub mod report;

@@ -46,6 +46,12 @@ impl Source for TraceSource {
         self.templates[inv.func as usize].build_with(Bytes::from(body))
     }
 
+    fn h1_request(&self, i: u32) -> Bytes {
+        let inv = &self.invocations[i as usize];
+        let body = format!("{{\"sleep_ms\":{}}}", inv.sleep_ms);
+        self.templates[inv.func as usize].h1_with(body.as_bytes())
+    }
+
     fn is_first(&self, i: u32) -> bool {
         self.invocations[i as usize].first
     }

@@ -11,6 +11,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 /// Builds request number `i` of a run.
 pub trait Source: Send + Sync + 'static {
     fn request(&self, i: u32) -> Request<Full<Bytes>>;
+    /// The same request serialised for HTTP/1.1 (request line, headers, body).
+    fn h1_request(&self, i: u32) -> Bytes;
     /// Whether request `i` is its function's first invocation (trace replay).
     fn is_first(&self, _i: u32) -> bool {
         false
@@ -65,6 +67,10 @@ pub struct Template {
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+    /// HTTP/1.1: the request line and headers, without Content-Length and the blank line.
+    h1_head: Bytes,
+    /// HTTP/1.1: the whole request with `body`, serialised once.
+    h1: Bytes,
 }
 
 impl Template {
@@ -93,12 +99,40 @@ impl Template {
             let value = HeaderValue::from_str(v).with_context(|| format!("header {k}: {v:?}"))?;
             map.append(name, value);
         }
-        Ok(Template {
+        let mut h1_head = format!("{method} {uri} HTTP/1.1\r\n").into_bytes();
+        for (name, value) in &map {
+            // Framing is the client's: Content-Length follows from the body.
+            if name == http::header::CONTENT_LENGTH || name == http::header::TRANSFER_ENCODING {
+                continue;
+            }
+            h1_head.extend_from_slice(name.as_str().as_bytes());
+            h1_head.extend_from_slice(b": ");
+            h1_head.extend_from_slice(value.as_bytes());
+            h1_head.extend_from_slice(b"\r\n");
+        }
+        let mut t = Template {
             method,
             uri,
             headers: map,
             body,
-        })
+            h1_head: h1_head.into(),
+            h1: Bytes::new(),
+        };
+        t.h1 = t.h1_with(&t.body);
+        Ok(t)
+    }
+
+    /// The HTTP/1.1 request with `body`: Content-Length unless the body is empty and the
+    /// method is GET or HEAD (as hyper does).
+    pub fn h1_with(&self, body: &[u8]) -> Bytes {
+        let mut v = Vec::with_capacity(self.h1_head.len() + body.len() + 32);
+        v.extend_from_slice(&self.h1_head);
+        if !body.is_empty() || !matches!(self.method, Method::GET | Method::HEAD) {
+            v.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+        }
+        v.extend_from_slice(b"\r\n");
+        v.extend_from_slice(body);
+        v.into()
     }
 
     /// The template with another body.
@@ -114,6 +148,10 @@ impl Template {
 impl Source for Template {
     fn request(&self, _i: u32) -> Request<Full<Bytes>> {
         self.build_with(self.body.clone())
+    }
+
+    fn h1_request(&self, _i: u32) -> Bytes {
+        self.h1.clone()
     }
 }
 
@@ -157,6 +195,15 @@ mod tests {
         assert_eq!(r.headers()["x-a"], "b: c");
         let tpl2 = Template::new(&t, &path, Method::GET, &[], Bytes::new(), true).unwrap();
         assert_eq!(tpl2.request(0).uri(), "http://127.0.0.1:8080/a/b?c=1");
+        assert_eq!(
+            tpl.h1_request(0),
+            "PUT /a/b?c=1 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\nx-a: b: c\r\ncontent-length: 1\r\n\r\nx"
+        );
+        let get = Template::new(&t, "/", Method::GET, &[], Bytes::new(), false).unwrap();
+        assert_eq!(
+            get.h1_request(0),
+            "GET / HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n"
+        );
         assert!(parse_header("nocolon").is_err());
     }
 }
