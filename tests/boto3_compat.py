@@ -521,7 +521,9 @@ class Compat:
         """echo-sh published twice: versions 1 and 2 differ in their environment."""
         kwargs = dict(FunctionName=name, Runtime="provided.al2023", Handler="echo.handler",
                       Role=f"arn:aws:iam::{ACCOUNT}:role/lambda-role", Code={"ZipFile": self.echo_zip},
-                      Environment={"Variables": {"V": "1"}})
+                      Environment={"Variables": {"V": "1"}},
+                      # A full vCPU under the CPU quota: the weighted-alias check invokes it 1000 times.
+                      MemorySize=1769)
         if tags:
             kwargs["Tags"] = tags
         self.client.create_function(**kwargs)
