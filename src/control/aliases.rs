@@ -253,11 +253,7 @@ impl Control {
     }
 
     pub(super) fn delete_alias(&self, name: &str, alias: &str) -> Result<Reply, ApiError> {
-        self.edit(name, ALIAS, alias, &mut |current, _| match current {
-            Some(_) => Ok(Edit::Delete),
-            None => Err(self.alias_not_found(name, alias)),
-        })?;
-        Ok(Reply::empty(StatusCode::NO_CONTENT))
+        self.delete_existing(name, ALIAS, alias, self.alias_not_found(name, alias))
     }
 
     pub(super) fn list_aliases(

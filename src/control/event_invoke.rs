@@ -2,7 +2,7 @@
 //! Put replaces the configuration; Update (POST) changes only the fields it names.
 
 use super::resource_action::Page;
-use super::resources::{constraint, decode, encode, page};
+use super::resources::{constraint, decode, encode};
 use super::{Control, Reply};
 use crate::api::ApiError;
 use crate::api::types::{
@@ -150,22 +150,21 @@ impl Control {
         qualifier: Option<&str>,
     ) -> Result<Reply, ApiError> {
         let key = qualifier.unwrap_or("$LATEST");
-        self.edit(name, EVENT_INVOKE, key, &mut |current, _| match current {
-            Some(_) => Ok(Edit::Delete),
-            None => Err(self.event_invoke_not_found(name, key)),
-        })?;
-        Ok(Reply::empty(StatusCode::NO_CONTENT))
+        self.delete_existing(
+            name,
+            EVENT_INVOKE,
+            key,
+            self.event_invoke_not_found(name, key),
+        )
     }
 
     pub(super) fn list_event_invoke(&self, name: &str, p: &Page) -> Result<Reply, ApiError> {
-        self.require_function(name)?;
-        let all = self.resources_of::<FunctionEventInvokeConfig>(name, EVENT_INVOKE)?;
-        let (configs, next) = page(all, p, 50)?;
-        let mut body = serde_json::json!({ "FunctionEventInvokeConfigs": configs });
-        if let Some(m) = next {
-            body["NextMarker"] = m.into();
-        }
-        Reply::json(StatusCode::OK, body)
+        self.list_page::<FunctionEventInvokeConfig>(
+            name,
+            EVENT_INVOKE,
+            "FunctionEventInvokeConfigs",
+            p,
+        )
     }
 }
 

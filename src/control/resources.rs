@@ -5,8 +5,10 @@ use super::resource_action::{Page, ResourceAction};
 use super::{Control, Reply, store_err};
 use crate::api::ApiError;
 use crate::api::names::function_arn;
+use crate::store::Edit;
 use crate::store::{EditError, EditFn};
 use bytes::Bytes;
+use http::StatusCode;
 use serde::de::DeserializeOwned;
 
 /// Parses a JSON request body (empty is `{}`); unknown fields are ignored, and a value of the
@@ -201,6 +203,39 @@ impl Control {
             .into_iter()
             .map(|(k, j)| decode(&j).map(|v| (k, v)))
             .collect()
+    }
+
+    /// Deletes an existing resource; `missing` is the answer when there is none.
+    pub(super) fn delete_existing(
+        &self,
+        name: &str,
+        kind: &str,
+        key: &str,
+        missing: ApiError,
+    ) -> Result<Reply, ApiError> {
+        self.edit(name, kind, key, &mut |current, _| match current {
+            Some(_) => Ok(Edit::Delete),
+            None => Err(missing.clone()),
+        })?;
+        Ok(Reply::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// One page of every document of `kind`, as `{field: [...], NextMarker}` (at most 50 a page).
+    pub(super) fn list_page<T: DeserializeOwned + serde::Serialize>(
+        &self,
+        name: &str,
+        kind: &str,
+        field: &str,
+        p: &Page,
+    ) -> Result<Reply, ApiError> {
+        self.require_function(name)?;
+        let all = self.resources_of::<T>(name, kind)?;
+        let (items, next) = page(all, p, 50)?;
+        let mut body = serde_json::json!({ field: items });
+        if let Some(m) = next {
+            body["NextMarker"] = m.into();
+        }
+        Reply::json(StatusCode::OK, body)
     }
 
     /// Edits one resource in a store transaction and publishes the change-feed revision.

@@ -2,7 +2,7 @@
 //! `http://<host the client used>/fn/<name>[:<alias>]/`; the router serves it (a later issue).
 
 use super::resource_action::Page;
-use super::resources::{constraint, decode, encode, page, parse_json, required};
+use super::resources::{constraint, decode, encode, parse_json, required};
 use super::{Control, Reply};
 use crate::api::ApiError;
 use crate::api::types::{Cors, FunctionUrlConfig, FunctionUrlConfigRequest};
@@ -246,22 +246,11 @@ impl Control {
         qualifier: Option<&str>,
     ) -> Result<Reply, ApiError> {
         let key = url_qualifier(qualifier)?;
-        self.edit(name, URL, key, &mut |current, _| match current {
-            Some(_) => Ok(Edit::Delete),
-            None => Err(self.url_not_found()),
-        })?;
-        Ok(Reply::empty(StatusCode::NO_CONTENT))
+        self.delete_existing(name, URL, key, self.url_not_found())
     }
 
     pub(super) fn list_urls(&self, name: &str, p: &Page) -> Result<Reply, ApiError> {
-        self.require_function(name)?;
-        let all = self.resources_of::<FunctionUrlConfig>(name, URL)?;
-        let (configs, next) = page(all, p, 50)?;
-        let mut body = serde_json::json!({ "FunctionUrlConfigs": configs });
-        if let Some(m) = next {
-            body["NextMarker"] = m.into();
-        }
-        Reply::json(StatusCode::OK, body)
+        self.list_page::<FunctionUrlConfig>(name, URL, "FunctionUrlConfigs", p)
     }
 }
 
