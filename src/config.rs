@@ -57,6 +57,10 @@ pub struct AgentConfig {
     /// At start, packages of this size or smaller (zipped bytes) are put into the node cache
     /// ahead of demand.
     pub preload_max_bytes: u64,
+    /// Bytes an instance's log file may reach before it is rotated (one old file is kept).
+    pub log_max_bytes: u64,
+    /// Log files kept per function (oldest removed when a new instance starts).
+    pub log_max_files: usize,
     /// Where cgroup v1 hierarchies are mounted.
     pub cgroup_root: PathBuf,
     /// Every cgroup of this agent lives under `<controller>/<cgroup_prefix>/`.
@@ -124,6 +128,8 @@ impl Default for AgentConfig {
             memory_capacity_mb: 16384,
             code_cache_bytes: 4 << 30,
             preload_max_bytes: 100 * 1024,
+            log_max_bytes: 8 << 20,
+            log_max_files: 32,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_prefix: "hearth".into(),
             sandbox_uid: 993,
@@ -257,6 +263,11 @@ impl Config {
         let a = &self.agent;
         if a.idle_timeout_secs == 0 {
             e.push("agent.idle_timeout_secs: must be at least 1".into());
+        }
+        if a.log_max_bytes < 4096 || a.log_max_files < 2 {
+            e.push(
+                "agent.log_max_bytes / log_max_files: need at least 4096 bytes and 2 files".into(),
+            );
         }
         if a.memory_capacity_mb < 128 {
             e.push("agent.memory_capacity_mb: must be at least 128".into());

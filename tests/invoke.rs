@@ -524,3 +524,63 @@ fn unrunnable_entrypoint_and_init_errors_are_function_errors() {
     h.deploy("echo", "provided", "", &example("echo-sh"), &[]);
     assert_eq!(h.invoke("echo", r#"{"ok":true}"#).json()["ok"], true);
 }
+
+#[test]
+fn function_logs_through_the_public_api_and_the_cli() {
+    let h = Hearth::start_with("[agent]\nlog_max_bytes = 4096\n");
+    h.deploy(
+        "chatty",
+        "python3.11",
+        "hello.handler",
+        &example("hello-py"),
+        &[],
+    );
+    let first = h.invoke("chatty", "{}");
+    let id = first.header("x-amzn-requestid").unwrap().to_string();
+    let out = h.cli(&["fn", "logs", "chatty"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains(&format!("START RequestId: {id}")), "{text}");
+    assert!(
+        text.contains(&format!("hello-py got request {id}")),
+        "{text}"
+    );
+    // Follow: only what comes after the cursor.
+    let r = h.request("GET", "/2015-03-31/functions/chatty/invocations", &[], b"");
+    assert_eq!(r.status, 404);
+    let logs = h.request("GET", "/hearth/v1/functions/chatty/logs?tail=100", &[], b"");
+    let cursor = logs.header("x-hearth-log-cursor").unwrap().to_string();
+    let second = h.invoke("chatty", "{}");
+    let id2 = second.header("x-amzn-requestid").unwrap();
+    let since = h
+        .request(
+            "GET",
+            &format!("/hearth/v1/functions/chatty/logs?cursor={cursor}"),
+            &[],
+            b"",
+        )
+        .text();
+    assert!(since.contains(id2) && !since.contains(&id), "{since}");
+    // Many invocations rotate the instance's file at the bound.
+    for _ in 0..60 {
+        h.invoke("chatty", "{}");
+    }
+    let dir = h.data_dir().join("logs/chatty");
+    for f in std::fs::read_dir(&dir).unwrap().flatten() {
+        assert!(
+            f.metadata().unwrap().len() <= 4096 + 512,
+            "{:?} too big",
+            f.path()
+        );
+    }
+    assert!(
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .any(|f| f.path().to_string_lossy().ends_with(".1"))
+    );
+    assert_eq!(
+        h.request("GET", "/hearth/v1/functions/nope/logs", &[], b"")
+            .status,
+        404
+    );
+}

@@ -1,12 +1,14 @@
 //! Per-instance logs: the runtime's stdout and stderr, with START/END/REPORT lines, kept in
 //! a bounded in-memory buffer (for `X-Amz-Log-Type: Tail`) and appended to
-//! `<data>/logs/<function>/<instance>.log`.
+//! `<data>/logs/<function>/<instance>.log`, rotated to `<instance>.log.1` past a size bound;
+//! each function keeps a bounded number of files. [`read_function_logs`] serves
+//! `hearth fn logs` through the public API.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::net::unix::pipe;
 
@@ -21,6 +23,10 @@ struct State {
     /// Bytes ever appended; the offset just past `recent`.
     total: u64,
     file: Option<File>,
+    path: PathBuf,
+    /// Bytes in the current file, and the bound past which it is rotated.
+    file_bytes: u64,
+    max_file_bytes: u64,
 }
 
 /// One instance's log.
@@ -33,18 +39,21 @@ pub struct InstanceLog {
 
 impl InstanceLog {
     /// Opens the log file and wraps the output pipe (non-blocking read end).
-    pub fn new(pipe: OwnedFd, file: &Path) -> std::io::Result<Arc<Self>> {
-        if let Some(dir) = file.parent() {
+    pub fn new(pipe: OwnedFd, path: &Path, max_file_bytes: u64) -> std::io::Result<Arc<Self>> {
+        if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(file)?;
+            .open(path)?;
         let state = State {
             recent: VecDeque::new(),
             total: 0,
             file: Some(file),
+            path: path.to_path_buf(),
+            file_bytes: 0,
+            max_file_bytes,
         };
         let reader = File::from(pipe.try_clone()?);
         let pipe = Some((pipe::Receiver::from_owned_fd(pipe)?, reader));
@@ -116,10 +125,115 @@ fn push(st: &mut State, bytes: &[u8]) {
     {
         st.file = None;
     }
+    st.file_bytes += bytes.len() as u64;
+    if st.file_bytes > st.max_file_bytes {
+        rotate(st);
+    }
     st.recent.extend(bytes);
     let excess = st.recent.len().saturating_sub(KEEP);
     st.recent.drain(..excess);
     st.total += bytes.len() as u64;
+}
+
+/// Moves the current file to `<name>.1` (replacing an older one) and starts a new one, so a
+/// function that writes without end holds at most twice the bound on disk per instance.
+fn rotate(st: &mut State) {
+    let mut old = st.path.clone().into_os_string();
+    old.push(".1");
+    st.file = std::fs::rename(&st.path, &old)
+        .and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&st.path)
+        })
+        .ok();
+    st.file_bytes = 0;
+}
+
+/// Keeps the newest `keep` log files of a function directory (by modification time).
+pub fn prune(dir: &Path, keep: usize) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = rd
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort();
+    let excess = files.len().saturating_sub(keep);
+    for (_, path) in files.into_iter().take(excess) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Most bytes one read of a function's logs returns.
+pub const MAX_READ: usize = 1 << 20;
+
+/// Reads a function's current log files (oldest first). Without a cursor: the last `tail`
+/// bytes. With one (`file=offset;…`, as returned): what was written since. Returns the bytes and
+/// the cursor to continue from.
+pub fn read_function_logs(
+    dir: &Path,
+    cursor: Option<&str>,
+    tail: usize,
+) -> std::io::Result<(Vec<u8>, String)> {
+    use std::io::{Seek, SeekFrom};
+    let mut files: Vec<(std::time::SystemTime, String, u64)> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_str()?.to_string();
+                let m = e.metadata().ok()?;
+                name.ends_with(".log")
+                    .then_some((m.modified().ok()?, name, m.len()))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(e),
+    };
+    files.sort();
+    let seen: std::collections::HashMap<&str, u64> = cursor
+        .unwrap_or("")
+        .split(';')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .and_then(|(k, v)| Some((k, v.parse().ok()?)))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut next = Vec::new();
+    let mut budget = if cursor.is_some() {
+        MAX_READ
+    } else {
+        tail.min(MAX_READ)
+    };
+    // Without a cursor the tail comes from the newest files: walk them newest first.
+    let order: Vec<_> = if cursor.is_some() {
+        files.iter().collect()
+    } else {
+        files.iter().rev().collect()
+    };
+    let mut pieces = Vec::new();
+    for (_, name, len) in order {
+        let start = match cursor {
+            Some(_) => seen.get(name.as_str()).copied().unwrap_or(0).min(*len),
+            None => len.saturating_sub(budget as u64),
+        };
+        let take = ((len - start) as usize).min(budget);
+        let mut buf = vec![0u8; take];
+        let mut f = File::open(dir.join(name))?;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf)?;
+        budget -= take;
+        next.push(format!("{name}={}", start + take as u64));
+        pieces.push(buf);
+    }
+    if cursor.is_none() {
+        pieces.reverse();
+    }
+    pieces.into_iter().for_each(|p| out.extend(p));
+    Ok((out, next.join(";")))
 }
 
 #[cfg(test)]
@@ -141,7 +255,7 @@ mod tests {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )
         .unwrap();
-        let log = InstanceLog::new(fd, &dir.path().join("x.log")).unwrap();
+        let log = InstanceLog::new(fd, &dir.path().join("x.log"), 1 << 20).unwrap();
         log.append(b"first invocation\n");
         let off = log.offset();
         (&w).write_all(b"second\n").unwrap();
@@ -154,5 +268,38 @@ mod tests {
                 .unwrap()
                 .starts_with(b"first invocation\nsecond\n")
         );
+    }
+
+    #[test]
+    fn rotation_bounds_each_file_and_reads_follow_with_a_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, _w) = std::io::pipe().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let fd: OwnedFd = r.into();
+        let log = InstanceLog::new(fd, &dir.path().join("i.log"), 100).unwrap();
+        for _ in 0..30 {
+            log.append(b"0123456789\n");
+        }
+        let cur = std::fs::metadata(dir.path().join("i.log")).unwrap().len();
+        let old = std::fs::metadata(dir.path().join("i.log.1")).unwrap().len();
+        assert!(cur <= 110 && old <= 110, "{cur} {old}");
+        let (tail, cursor) = read_function_logs(dir.path(), None, 25).unwrap();
+        assert_eq!(tail.len(), 25.min(cur as usize));
+        log.append(b"new line\n");
+        let (more, _) = read_function_logs(dir.path(), Some(&cursor), 0).unwrap();
+        assert!(
+            more.ends_with(b"new line\n"),
+            "{}",
+            String::from_utf8_lossy(&more)
+        );
+        std::fs::write(dir.path().join("a.log"), b"x").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(dir.path().join("b.log"), b"y").unwrap();
+        prune(dir.path(), 2);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

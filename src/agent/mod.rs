@@ -2,7 +2,7 @@
 //! driver, the Runtime API per instance, the node code cache and per-instance logs.
 
 mod instance;
-mod logs;
+pub mod logs;
 mod pool;
 mod runtime_api;
 
@@ -134,6 +134,8 @@ struct Settings {
     zip_limits: ZipLimits,
     /// Keep instances warm after an invocation (`agent.reuse_instances`).
     reuse: bool,
+    log_max_bytes: u64,
+    log_max_files: usize,
 }
 
 /// The node agent.
@@ -177,6 +179,8 @@ impl Agent {
             memory_cgroup: a.cgroup_root.join("memory").join(&a.cgroup_prefix),
             zip_limits: cfg.zip_limits(),
             reuse: a.reuse_instances,
+            log_max_bytes: a.log_max_bytes,
+            log_max_files: a.log_max_files,
         };
         Ok(Arc::new(Agent {
             settings,
@@ -432,14 +436,15 @@ impl Agent {
             Err(e) => return Err(fail(e.to_string())),
         };
         let log_file = s.logs_dir.join(&d.function_name).join(format!("{id}.log"));
-        let log = logs::InstanceLog::new(
-            sandbox
-                .output
-                .try_clone()
-                .map_err(|e| fail(e.to_string()))?,
-            &log_file,
-        )
-        .map_err(|e| fail(e.to_string()))?;
+        if let Some(fn_dir) = log_file.parent() {
+            logs::prune(fn_dir, s.log_max_files);
+        }
+        let output = sandbox
+            .output
+            .try_clone()
+            .map_err(|e| fail(e.to_string()))?;
+        let log = logs::InstanceLog::new(output, &log_file, s.log_max_bytes)
+            .map_err(|e| fail(e.to_string()))?;
         let usage = s.memory_cgroup.join(&id).join("memory.max_usage_in_bytes");
         match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage, code) {
             Ok(inst) => Ok(inst),

@@ -17,6 +17,14 @@ pub async fn run_client(cmd: Command) -> anyhow::Result<i32> {
     match cmd {
         Command::Fn {
             endpoint,
+            command: FnCommand::Logs { name, follow, tail },
+            ..
+        } => {
+            let client = Client::new(&endpoint.endpoint)?;
+            logs(&client, &name, follow, tail).await
+        }
+        Command::Fn {
+            endpoint,
             no_wait,
             command,
         } => {
@@ -95,6 +103,31 @@ fn qualified(path: String, qualifier: Option<&str>) -> String {
     match qualifier {
         Some(q) => format!("{path}?Qualifier={}", segment(q)),
         None => path,
+    }
+}
+
+/// `hearth fn logs`: the last `tail` bytes, then (with `follow`) whatever is written next.
+async fn logs(c: &Client, name: &str, follow: bool, tail: usize) -> anyhow::Result<i32> {
+    use std::io::Write;
+    let base = format!("/hearth/v1/functions/{}/logs", segment(name));
+    let mut query = format!("tail={tail}");
+    loop {
+        let reply = c
+            .send(Method::GET, &format!("{base}?{query}"), &[], Bytes::new())
+            .await?
+            .ok()?;
+        std::io::stdout().write_all(&reply.body)?;
+        std::io::stdout().flush()?;
+        if !follow {
+            return Ok(0);
+        }
+        let cursor = reply
+            .headers
+            .get("x-hearth-log-cursor")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        query = format!("cursor={}", segment(cursor));
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 
@@ -248,6 +281,7 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
         | FnCommand::Tag { .. }
         | FnCommand::Untag { .. }
         | FnCommand::Tags { .. }) => super::resources::run(c, cmd).await,
+        FnCommand::Logs { .. } => anyhow::bail!("fn logs is handled before"),
         FnCommand::Delete { name, qualifier } => {
             c.json(
                 Method::DELETE,

@@ -193,6 +193,15 @@ pub enum FnCommand {
         #[arg(long)]
         description: Option<String>,
     },
+    /// Print a function's logs (the last --tail bytes), and with --follow keep printing.
+    Logs {
+        name: String,
+        #[arg(long)]
+        follow: bool,
+        /// Bytes of recent output to start with.
+        #[arg(long, default_value_t = 16384)]
+        tail: usize,
+    },
     /// Delete a function (or one version with --qualifier).
     Delete {
         name: String,

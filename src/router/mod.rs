@@ -28,6 +28,7 @@ const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 enum Route<'a> {
     Invoke(&'a str),
     Code(&'a str),
+    Logs(&'a str),
     Management,
     Unknown,
 }
@@ -40,6 +41,12 @@ fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
         .and_then(|s| s.strip_suffix(".zip"))
     {
         Route::Code(sha)
+    } else if let Some(name) = path
+        .strip_prefix("/hearth/v1/functions/")
+        .and_then(|s| s.strip_suffix("/logs"))
+        .filter(|_| method == ::http::Method::GET)
+    {
+        Route::Logs(name)
     } else if is_management_path(path) {
         Route::Management
     } else {
@@ -55,6 +62,7 @@ pub struct Router {
     metrics: Arc<Metrics>,
     max_payload: usize,
     max_management_body: usize,
+    logs_dir: std::path::PathBuf,
 }
 
 impl Router {
@@ -71,6 +79,7 @@ impl Router {
             metrics,
             max_payload: cfg.limits.max_payload_bytes,
             max_management_body: cfg.limits.max_management_body_bytes,
+            logs_dir: cfg.data_dir.join("logs"),
         })
     }
 
@@ -95,6 +104,7 @@ impl Router {
                 self.invoke(req, &name, &request_id).await
             }
             Route::Code(sha) => self.code(sha),
+            Route::Logs(name) => self.logs(name, req.uri().query().unwrap_or("")),
             Route::Management => self.management(req).await,
             Route::Unknown => Err(ApiError::unknown_operation(format!(
                 "Unknown operation: {method} {path}"
@@ -188,6 +198,41 @@ impl Router {
         *resp.status_mut() = reply.status;
         resp.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
+        Ok(resp)
+    }
+
+    /// `GET /hearth/v1/functions/{name}/logs?tail=BYTES&cursor=…`: the function's logs (the
+    /// last `tail` bytes, or what was written since `cursor`), with the next cursor in
+    /// `x-hearth-log-cursor`.
+    fn logs(&self, name: &str, query: &str) -> Result<Resp, ApiError> {
+        let name = crate::control::decode_segment(name)?;
+        self.control.lookup(&name, None)?;
+        let q = |k| crate::control::query_param(query, k);
+        let tail = match q("tail").map(|t| t.parse::<usize>()) {
+            None => 64 * 1024,
+            Some(Ok(t)) => t,
+            Some(Err(_)) => {
+                return Err(ApiError::invalid_parameter(
+                    "tail must be a number of bytes",
+                ));
+            }
+        };
+        let cursor = q("cursor");
+        let (bytes, next) = crate::agent::logs::read_function_logs(
+            &self.logs_dir.join(&name),
+            cursor.as_deref(),
+            tail,
+        )
+        .map_err(|e| ApiError::service(format!("reading logs: {e}")))?;
+        let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+        let h = resp.headers_mut();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&next) {
+            h.insert("x-hearth-log-cursor", v);
+        }
         Ok(resp)
     }
 
