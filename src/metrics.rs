@@ -16,6 +16,12 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// Step label of a cold start.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    pub step: &'static str,
+}
+
 /// Router metrics.
 pub struct RouterMetrics {
     /// Invocations by outcome: success, function_error, client_error, service_error.
@@ -33,6 +39,8 @@ pub struct AgentMetrics {
     pub cold_start_duration: Histogram,
     /// Sandbox creation (namespaces, cgroups, helper) alone, seconds.
     pub sandbox_create_duration: Histogram,
+    /// Each cold-start step (capacity, code, sandbox, runtime_init), seconds.
+    pub cold_start_steps: Family<StepLabel, Histogram>,
     /// Platform-side function errors by kind (timeout, exit, init).
     pub function_errors: Family<OutcomeLabel, Counter>,
     /// Live instances (starting, busy or idle).
@@ -68,6 +76,7 @@ impl Default for AgentMetrics {
             evictions: Counter::default(),
             cold_start_duration: latency_histogram(),
             sandbox_create_duration: latency_histogram(),
+            cold_start_steps: Family::new_with_constructor(latency_histogram),
             function_errors: Family::default(),
             instances: Gauge::default(),
             idle_instances: Gauge::default(),
@@ -156,6 +165,11 @@ impl Metrics {
             "cold_start_duration_seconds",
             "Runtime start: sandbox ready to the first /next",
             agent.cold_start_duration.clone(),
+        );
+        a.register(
+            "cold_start_step_seconds",
+            "Cold-start steps: capacity, code, sandbox, runtime_init",
+            agent.cold_start_steps.clone(),
         );
         a.register(
             "sandbox_create_duration_seconds",

@@ -19,6 +19,10 @@ fn healthz_and_metrics() {
         "hearth_router_invocations_total{outcome=\"client_error\"} 1",
         "hearth_agent_cold_starts_total 1",
         "hearth_agent_cold_start_duration_seconds_count 1",
+        "hearth_agent_cold_start_step_seconds_count{step=\"capacity\"} 1",
+        "hearth_agent_cold_start_step_seconds_count{step=\"code\"} 1",
+        "hearth_agent_cold_start_step_seconds_count{step=\"sandbox\"} 1",
+        "hearth_agent_cold_start_step_seconds_count{step=\"runtime_init\"} 1",
         "hearth_router_invoke_duration_seconds_bucket",
         "hearth_agent_instances 1",
     ] {

@@ -329,6 +329,14 @@ impl Agent {
                 .agent
                 .cold_start_duration
                 .observe(d.as_secs_f64());
+            let h = self
+                .metrics
+                .agent
+                .cold_start_steps
+                .get_or_create(&crate::metrics::StepLabel {
+                    step: "runtime_init",
+                });
+            h.observe(d.as_secs_f64());
         }
         if let Some(kind) = result.error_kind {
             self.metrics
@@ -365,6 +373,15 @@ impl Agent {
         })
     }
 
+    fn step(&self, step: &'static str, since: Instant) {
+        let h = self
+            .metrics
+            .agent
+            .cold_start_steps
+            .get_or_create(&crate::metrics::StepLabel { step });
+        h.observe(since.elapsed().as_secs_f64());
+    }
+
     /// A warm instance of `key`, or `None` once room for a new one is reserved, evicting idle
     /// instances (least recently used first) when memory or count capacity is short.
     async fn take(
@@ -372,10 +389,14 @@ impl Agent {
         key: &str,
         d: &VersionDescriptor,
     ) -> Result<Option<Arc<Instance>>, AgentError> {
+        let t = Instant::now();
         loop {
             match self.pools.take(key, d.memory_mb as u64)? {
                 pool::Taken::Warm(inst) => return Ok(Some(inst)),
-                pool::Taken::Reserved => return Ok(None),
+                pool::Taken::Reserved => {
+                    self.step("capacity", t);
+                    return Ok(None);
+                }
                 pool::Taken::Evict(victim) => {
                     self.metrics.agent.evictions.inc();
                     self.retire(victim).await;
@@ -391,15 +412,10 @@ impl Agent {
         init_type: &str,
     ) -> Result<Arc<Instance>, Started> {
         self.metrics.agent.cold_starts.inc();
-        let started = Instant::now();
         let result = self.build_instance(d, init_type).await;
         if result.is_err() {
             self.pools.forget(&d.pool_key(), d.memory_mb as u64);
         }
-        self.metrics
-            .agent
-            .sandbox_create_duration
-            .observe(started.elapsed().as_secs_f64());
         result
     }
 
@@ -415,7 +431,9 @@ impl Agent {
         let s = &self.settings;
         let launch = crate::runtimes::launch(&s.runtimes_dir, &s.python, &d.runtime, &d.handler)
             .map_err(|e| fail(e.to_string()))?;
+        let t = Instant::now();
         let code = self.code(&d.code_sha256).await.map_err(fail)?;
+        self.step("code", t);
         let id = format!(
             "{}-{}",
             d.function_name,
@@ -430,7 +448,14 @@ impl Agent {
             memory_mb: d.memory_mb,
             tmp_size_mb: (d.memory_mb / 2).min(512),
         };
-        let sandbox = match self.driver.create(spec).await {
+        let t = Instant::now();
+        let created = self.driver.create(spec).await;
+        self.metrics
+            .agent
+            .sandbox_create_duration
+            .observe(t.elapsed().as_secs_f64());
+        self.step("sandbox", t);
+        let sandbox = match created {
             Ok(s) => s,
             Err(SandboxError::Exec(msg)) => return Err(Started::BadEntrypoint(msg)),
             Err(e) => return Err(fail(e.to_string())),
