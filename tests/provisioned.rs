@@ -221,4 +221,39 @@ fn crash_after_the_provision_step_then_restart_gives_exactly_n() {
     assert_eq!(ready["AllocatedProvisionedConcurrentExecutions"], 3);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(h.instance_count(), 3, "exactly N instances");
+    // Deleting the version deletes its config and releases its instances.
+    let del = h.request(
+        "DELETE",
+        "/2015-03-31/functions/pcrash?Qualifier=1",
+        &[],
+        b"",
+    );
+    assert_eq!(
+        del.status,
+        409,
+        "alias live still points at version 1: {}",
+        del.text()
+    );
+    let to2 = json!({ "FunctionVersion": "2" }).to_string();
+    assert_eq!(
+        h.request(
+            "PUT",
+            "/2015-03-31/functions/pcrash/aliases/live",
+            &[],
+            to2.as_bytes()
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        h.request(
+            "DELETE",
+            "/2015-03-31/functions/pcrash?Qualifier=1",
+            &[],
+            b""
+        )
+        .status,
+        204
+    );
+    wait_instances(&h, 0);
 }

@@ -460,10 +460,19 @@ impl Control {
             ));
         }
         let ops = match qualifier {
-            Some(v) => vec![Op::DeleteVersion {
-                name: name.to_string(),
-                version: v.to_string(),
-            }],
+            Some(v) => {
+                let mut ops = vec![Op::DeleteVersion {
+                    name: name.to_string(),
+                    version: v.to_string(),
+                }];
+                // Its provisioned concurrency config goes with it: let the agents release it.
+                if self.has_provisioned(name, v)? {
+                    let mut wf = new_workflow(&self.account, name, WorkflowKind::Provision, "", "");
+                    wf.qualifier = Some(v.to_string());
+                    ops.extend(start_ops(&wf));
+                }
+                ops
+            }
             None => {
                 let wf = new_workflow(&self.account, name, WorkflowKind::DeleteFunction, "", "");
                 let mut ops = vec![Op::DeleteFunction {

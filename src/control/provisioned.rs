@@ -86,6 +86,11 @@ impl Control {
         Ok(q)
     }
 
+    /// Whether `name:q` has a provisioned concurrency config.
+    pub(super) fn has_provisioned(&self, name: &str, q: &str) -> Result<bool, ApiError> {
+        Ok(self.provisioned_doc(name, q)?.is_some())
+    }
+
     fn provisioned_doc(&self, name: &str, q: &str) -> Result<Option<ProvisionedConfig>, ApiError> {
         self.resource::<ProvisionedConfig>(name, PROVISIONED, q)
     }
