@@ -4,21 +4,17 @@
 
 mod common;
 
-use common::{Hearth, b64, zip_of};
+use common::{Hearth, b64, constant_bootstrap, zip_of};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const INIT_TYPE_BOOTSTRAP: &str = r#"#!/usr/bin/bash
-api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
-while true; do
-  id=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r' | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id" {print $2}')
-  curl -sS -o /dev/null -X POST "$api/$id/response" -d "{\"init\":\"$AWS_LAMBDA_INITIALIZATION_TYPE\",\"v\":\"$V\"}"
-done
-"#;
-
 /// A function with versions 1 and 2 (environment V=1, V=2) and alias `live` → 1.
 fn setup(h: &Hearth, name: &str) {
-    let zip = zip_of(&[("bootstrap", 0o755, INIT_TYPE_BOOTSTRAP.as_bytes())]);
+    let bootstrap = constant_bootstrap(
+        r#"{\"init\":\"$AWS_LAMBDA_INITIALIZATION_TYPE\",\"v\":\"$V\"}"#,
+        "",
+    );
+    let zip = zip_of(&[("bootstrap", 0o755, bootstrap.as_bytes())]);
     let body = json!({ "FunctionName": name, "Runtime": "provided", "Code": { "ZipFile": b64(&zip) },
                        "Environment": { "Variables": { "V": "1" } } });
     assert_eq!(h.create(body).status, 201);

@@ -240,22 +240,37 @@ pub fn read_function_logs(
 mod tests {
     use super::*;
 
-    #[test]
-    fn tail_holds_only_bytes_since_offset() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A log on a fresh non-blocking pipe (its tokio runtime and writer kept with it).
+    fn open_log(
+        path: &Path,
+        max: u64,
+    ) -> (
+        tokio::runtime::Runtime,
+        Arc<InstanceLog>,
+        std::io::PipeWriter,
+    ) {
         let (r, w) = std::io::pipe().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let _g = rt.enter();
         let fd: OwnedFd = r.into();
         nix::fcntl::fcntl(
             &fd,
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )
         .unwrap();
-        let log = InstanceLog::new(fd, &dir.path().join("x.log"), 1 << 20).unwrap();
+        let log = {
+            let _g = rt.enter();
+            InstanceLog::new(fd, path, max).unwrap()
+        };
+        (rt, log, w)
+    }
+
+    #[test]
+    fn tail_holds_only_bytes_since_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_rt, log, w) = open_log(&dir.path().join("x.log"), 1 << 20);
         log.append(b"first invocation\n");
         let off = log.offset();
         (&w).write_all(b"second\n").unwrap();
@@ -273,14 +288,7 @@ mod tests {
     #[test]
     fn rotation_bounds_each_file_and_reads_follow_with_a_cursor() {
         let dir = tempfile::tempdir().unwrap();
-        let (r, _w) = std::io::pipe().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _g = rt.enter();
-        let fd: OwnedFd = r.into();
-        let log = InstanceLog::new(fd, &dir.path().join("i.log"), 100).unwrap();
+        let (_rt, log, _w) = open_log(&dir.path().join("i.log"), 100);
         for _ in 0..30 {
             log.append(b"0123456789\n");
         }

@@ -460,3 +460,26 @@ pub fn unb64(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
+
+/// Writes an executable `bootstrap` into `dir`.
+pub fn write_bootstrap(dir: &std::path::Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("bootstrap");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A bash bootstrap that answers every event with a fixed JSON body after running `before`.
+pub fn constant_bootstrap(body: &str, before: &str) -> String {
+    format!(
+        r#"#!/usr/bin/bash
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
+while true; do
+  id=$(curl -sS -D - -o /dev/null "$api/next" | tr -d '\r' | awk -F': ' 'tolower($1)=="lambda-runtime-aws-request-id" {{print $2}}')
+  {before}
+  curl -sS -o /dev/null -X POST "$api/$id/response" -d "{body}"
+done
+"#
+    )
+}
