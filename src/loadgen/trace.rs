@@ -291,24 +291,23 @@ pub fn parse_durations(
     for (slot, (_, name)) in pcols.iter_mut().zip(PERCENTILES) {
         *slot = csv.column(name)?;
     }
-    let mut wanted = index(functions, cols);
-    while let Some(rec) = csv.next()? {
-        let line = csv.line;
-        let hashes = csv.hashes(&rec, &hash_cols, line)?;
-        let Some(idx) = key_of(&hashes, cols).and_then(|k| wanted.remove(&k)) else {
-            continue;
-        };
-        let mut v = [0.0; 7];
-        let mut max: f64 = 0.0;
-        for (slot, &c) in v.iter_mut().zip(&pcols) {
-            // Non-decreasing, so the interpolated distribution is valid.
-            max = max.max(csv.f64(&rec, c, line, 1e9)?);
-            *slot = max;
-        }
-        idx.into_iter()
-            .for_each(|i| functions[i].durations = Some(v));
-    }
-    Ok(())
+    for_each_named(
+        &mut csv,
+        functions,
+        cols,
+        &hash_cols,
+        |csv, rec, line, f| {
+            let mut v = [0.0; 7];
+            let mut max: f64 = 0.0;
+            for (slot, &c) in v.iter_mut().zip(&pcols) {
+                // Non-decreasing, so the interpolated distribution is valid.
+                max = max.max(csv.f64(rec, c, line, 1e9)?);
+                *slot = max;
+            }
+            f.durations = Some(v);
+            Ok(())
+        },
+    )
 }
 
 /// Reads the memory file (`AverageAllocatedMb`) into the functions it names.
@@ -322,16 +321,36 @@ pub fn parse_memory(
     let cols = csv.key_columns(functions)?;
     let hash_cols = csv.hash_columns()?;
     let mb = csv.column("AverageAllocatedMb")?;
+    for_each_named(
+        &mut csv,
+        functions,
+        cols,
+        &hash_cols,
+        |csv, rec, line, f| {
+            f.memory_mb = Some(csv.f64(rec, mb, line, 1e7)?);
+            Ok(())
+        },
+    )
+}
+
+/// Calls `set` for every function named by a row of `csv` (the first row of a key wins).
+fn for_each_named<R: Read>(
+    csv: &mut Csv<R>,
+    functions: &mut [Function],
+    cols: [bool; 3],
+    hash_cols: &[Option<usize>; 3],
+    mut set: impl FnMut(&Csv<R>, &csv::ByteRecord, u64, &mut Function) -> Result<(), TraceError>,
+) -> Result<(), TraceError> {
     let mut wanted = index(functions, cols);
     while let Some(rec) = csv.next()? {
         let line = csv.line;
-        let hashes = csv.hashes(&rec, &hash_cols, line)?;
+        let hashes = csv.hashes(&rec, hash_cols, line)?;
         let Some(idx) = key_of(&hashes, cols).and_then(|k| wanted.remove(&k)) else {
             continue;
         };
-        let v = csv.f64(&rec, mb, line, 1e7)?;
-        idx.into_iter()
-            .for_each(|i| functions[i].memory_mb = Some(v));
+        for i in idx {
+            set(csv, &rec, line, &mut functions[i])?;
+        }
     }
     Ok(())
 }
