@@ -304,13 +304,9 @@ impl Agent {
     async fn run(self: Arc<Self>, req: InvokeRequest) -> Result<InvokeResponse, AgentError> {
         let arrived = Instant::now();
         let key = req.descriptor.pool_key();
-        for stale in self.pools.stale_versions(&req.descriptor) {
-            let me = self.clone();
-            tokio::spawn(async move { me.retire(stale).await });
-        }
         let (inst, cold) = match self.take(&key, &req.descriptor).await? {
             Some(inst) => (inst, false),
-            None => match self.cold_start(&req.descriptor, INIT_ON_DEMAND).await {
+            None => match self.cold_start_new_descriptor(&req.descriptor, &key).await {
                 Ok(inst) => (inst, true),
                 Err(Started::Refused(e)) => return Err(e),
                 Err(Started::BadEntrypoint(msg)) => return Ok(invalid_entrypoint(&req, &msg)),
@@ -403,6 +399,21 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// A cold start that also stops idle instances of older descriptors of the same version:
+    /// the first invoke after an update always lands here (no warm instance has the new key),
+    /// so the warm path never scans for them.
+    async fn cold_start_new_descriptor(
+        self: &Arc<Self>,
+        d: &Arc<VersionDescriptor>,
+        key: &str,
+    ) -> Result<Arc<Instance>, Started> {
+        for stale in self.pools.stale_versions(d, key) {
+            let me = self.clone();
+            tokio::spawn(async move { me.retire(stale).await });
+        }
+        self.cold_start(d, INIT_ON_DEMAND).await
     }
 
     /// Cold start: node cache, runtime, sandbox, Runtime API.

@@ -184,9 +184,8 @@ impl Pools {
 
     /// Removes idle instances of older descriptors of the same function version (after an
     /// update, the next invoke runs the new code and the old instances stop).
-    pub fn stale_versions(&self, d: &VersionDescriptor) -> Vec<Arc<Instance>> {
+    pub fn stale_versions(&self, d: &VersionDescriptor, key: &str) -> Vec<Arc<Instance>> {
         let mut g = self.lock();
-        let key = d.pool_key();
         let same_version = |i: &Instance| {
             i.descriptor.function_arn == d.function_arn && i.descriptor.version == d.version
         };
