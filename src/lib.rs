@@ -11,6 +11,7 @@ pub mod cli;
 pub mod codestore;
 pub mod config;
 pub mod control;
+pub mod events;
 pub mod loadgen;
 pub mod metrics;
 pub mod queue;
