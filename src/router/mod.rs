@@ -4,6 +4,7 @@
 pub mod http;
 pub mod invoke;
 pub mod resolve;
+pub mod url;
 
 use crate::agent::{AgentClient, InvokeRequest, InvokeResponse};
 use crate::api::ApiError;
@@ -29,6 +30,7 @@ enum Route<'a> {
     Invoke(&'a str),
     Code(&'a str),
     Logs(&'a str),
+    Url(url::UrlPath<'a>),
     Management,
     Unknown,
 }
@@ -47,6 +49,8 @@ fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
         .filter(|_| method == ::http::Method::GET)
     {
         Route::Logs(name)
+    } else if let Some(p) = url::url_path(path) {
+        Route::Url(p)
     } else if is_management_path(path) {
         Route::Management
     } else {
@@ -63,6 +67,8 @@ pub struct Router {
     max_payload: usize,
     max_management_body: usize,
     logs_dir: std::path::PathBuf,
+    /// Base of absolute URLs handed out: `public_url`, else set from the bound address.
+    public_base: std::sync::OnceLock<String>,
 }
 
 impl Router {
@@ -80,7 +86,24 @@ impl Router {
             max_payload: cfg.limits.max_payload_bytes,
             max_management_body: cfg.limits.max_management_body_bytes,
             logs_dir: cfg.data_dir.join("logs"),
+            public_base: match cfg.public_url.trim_end_matches('/') {
+                "" => std::sync::OnceLock::new(),
+                url => url.to_string().into(),
+            },
         })
+    }
+
+    /// Tells the router its bound public address; absolute URLs use `http://ADDR` unless the
+    /// `public_url` config key is set.
+    pub fn bound(&self, addr: std::net::SocketAddr) {
+        let _ = self.public_base.set(format!("http://{addr}"));
+    }
+
+    fn public_base(&self) -> &str {
+        self.public_base
+            .get()
+            .map(String::as_str)
+            .unwrap_or("http://127.0.0.1")
     }
 
     /// Follows the control service's change feed (cache flushes and acknowledgements) until
@@ -105,6 +128,7 @@ impl Router {
             }
             Route::Code(sha) => self.code(sha),
             Route::Logs(name) => self.logs(name, req.uri().query().unwrap_or("")),
+            Route::Url(p) => self.function_url(req, p, &request_id).await,
             Route::Management => self.management(req).await,
             Route::Unknown => Err(ApiError::unknown_operation(format!(
                 "Unknown operation: {method} {path}"
@@ -181,15 +205,11 @@ impl Router {
             req.uri().query().unwrap_or(""),
             self.control.account(),
         )?;
-        let host = req
-            .headers()
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1")
-            .to_string();
-        let base_url = format!("http://{host}");
         let body = Self::read_body(req, self.max_management_body).await?;
-        let reply = self.control.handle(action, body, &base_url).await?;
+        let reply = self
+            .control
+            .handle(action, body, self.public_base())
+            .await?;
         let body = reply
             .body
             .map(|b| Bytes::from(b.to_string()))
@@ -271,29 +291,50 @@ impl Router {
             )
         });
         let parsed = parsed.inspect_err(|_| self.count("client_error"))?;
-        // authenticate: every caller maps to the default tenant until authentication exists.
-        let descriptor = self
-            .resolver
-            .resolve(&parsed.function.name, parsed.function.qualifier.as_deref());
-        let descriptor = descriptor.inspect_err(|_| self.count("client_error"))?;
-        let invoked_arn = match &parsed.function.qualifier {
-            Some(q) => format!("{}:{q}", descriptor.function_arn),
-            None => descriptor.function_arn.clone(),
-        };
-        let req = InvokeRequest {
-            request_id: request_id.to_string(),
-            descriptor,
-            invoked_arn,
-            client_context: parsed.client_context.clone(),
-            trace_id: parsed.trace_id.clone().unwrap_or_else(new_trace_id),
-            payload: parsed.payload.clone(),
-            log_tail: parsed.log_tail,
-        };
+        let function = &parsed.function;
+        let mut req = self.invoke_request(
+            &function.name,
+            function.qualifier.as_deref(),
+            parsed.payload.clone(),
+            request_id,
+        )?;
+        req.client_context = parsed.client_context.clone();
+        if let Some(t) = &parsed.trace_id {
+            req.trace_id = t.clone();
+        }
+        req.log_tail = parsed.log_tail;
         match parsed.invocation_type {
             InvocationType::DryRun => Ok(empty(StatusCode::NO_CONTENT)),
             InvocationType::Event => Ok(self.invoke_event(req)),
             InvocationType::RequestResponse => self.invoke_sync(req).await,
         }
+    }
+
+    /// resolve: the version to run, as the request the agent gets (shared by the Invoke API
+    /// and function URLs).
+    fn invoke_request(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+        payload: Bytes,
+        request_id: &str,
+    ) -> Result<InvokeRequest, ApiError> {
+        // authenticate: every caller maps to the default tenant until authentication exists.
+        let descriptor = self.resolver.resolve(name, qualifier);
+        let descriptor = descriptor.inspect_err(|_| self.count("client_error"))?;
+        let invoked_arn = match qualifier {
+            Some(q) => format!("{}:{q}", descriptor.function_arn),
+            None => descriptor.function_arn.clone(),
+        };
+        Ok(InvokeRequest {
+            request_id: request_id.to_string(),
+            descriptor,
+            invoked_arn,
+            client_context: None,
+            trace_id: new_trace_id(),
+            payload,
+            log_tail: false,
+        })
     }
 
     /// `Event`: accepted at once, run in the background (not yet durable: the queue comes
@@ -312,6 +353,13 @@ impl Router {
 
     async fn invoke_sync(&self, req: InvokeRequest) -> Result<Resp, ApiError> {
         let version = req.descriptor.version.clone();
+        let out = self.run_sync(req).await?;
+        Ok(invoke_response(out, &version))
+    }
+
+    /// admit, place, forward: the one call that runs a synchronous invocation (Invoke API and
+    /// function URLs).
+    async fn run_sync(&self, req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
         // admit + place: one agent in `serve`; a refusal means the invocation never started.
         let out = self.agent.invoke(req).await.map_err(|e| {
             self.count("service_error");
@@ -328,7 +376,7 @@ impl Router {
         } else {
             "success"
         });
-        Ok(invoke_response(out, &version))
+        Ok(out)
     }
 
     fn count(&self, outcome: &'static str) {
@@ -412,6 +460,9 @@ mod tests {
         assert_eq!(route(&post, "/2015-03-31/functions"), Route::Management);
         assert_eq!(route(&get, "/hearth/v1/code/ab.zip"), Route::Code("ab"));
         assert_eq!(route(&get, "/"), Route::Unknown);
+        assert!(matches!(route(&get, "/fn/f:a/x"), Route::Url(p) if p.raw_path == "/x"));
+        assert!(matches!(route(&post, "/fn/f"), Route::Url(p) if p.function == "f"));
+        assert_eq!(route(&get, "/fn/"), Route::Unknown);
         assert_eq!(
             route(&post, "/2015-03-31/functions/f/invocations/x"),
             Route::Management
