@@ -102,7 +102,7 @@ pub fn encode(v: &impl serde::Serialize) -> Result<String, ApiError> {
 }
 
 impl Control {
-    /// Serves one resource action. `base_url` is the scheme and host the client used.
+    /// Serves one resource action. `base_url` is the public base URL (for `FunctionUrl`).
     pub(super) fn handle_resource(
         &self,
         action: ResourceAction,

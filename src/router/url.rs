@@ -480,7 +480,7 @@ impl Router {
             Ok(r) => r,
             Err(e) => {
                 if let UrlError::BadGateway(why) = &e {
-                    tracing::info!(%request_id, function = %name, why, "function URL: 502");
+                    tracing::debug!(%request_id, function = %name, why, "function URL: 502");
                 }
                 e.to_response()
             }
