@@ -12,7 +12,7 @@ use crate::api::types::{Cors, FunctionUrlConfig};
 use crate::api::{ApiError, UrlError};
 use base64::Engine;
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -517,12 +517,22 @@ impl Router {
             }
             Err(e) => return Err(e),
         };
+        let mut headers = parts.headers;
+        // HTTP/2 carries the host as `:authority`; the event shows it as `host`, as on HTTP/1.1.
+        if let Some(a) = parts
+            .uri
+            .authority()
+            .filter(|_| !headers.contains_key(HOST))
+            && let Ok(v) = HeaderValue::from_str(a.as_str())
+        {
+            headers.insert(HOST, v);
+        }
         let input = EventInput {
             method: &parts.method,
             raw_path,
             query: parts.uri.query().unwrap_or(""),
             version: parts.version,
-            headers: &parts.headers,
+            headers: &headers,
             body: &body,
             source_ip,
             request_id,
