@@ -663,6 +663,35 @@ mod tests {
     }
 
     #[test]
+    fn hostile_requests() {
+        let m = Method::from_bytes(b"WEIRD").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-bin",
+            HeaderValue::from_bytes(&[0x80, 0xff, b'a']).unwrap(),
+        );
+        h.insert("cookie", HeaderValue::from_static(";;; ;"));
+        h.insert("host", HeaderValue::from_static(":::"));
+        let q = "%zz=%ff&&=&a=%&%%%=1&".to_string() + &"k=v&".repeat(1000);
+        let e = event(&input(&m, &h, &q, b""));
+        assert_eq!(e["headers"]["x-bin"], "\u{fffd}\u{fffd}a");
+        assert!(e.get("cookies").is_none());
+        assert_eq!(e["queryStringParameters"]["%zz"], "\u{fffd}");
+        assert_eq!(
+            e["queryStringParameters"]["k"].as_str().unwrap().len(),
+            1999
+        );
+        assert_eq!(e["requestContext"]["http"]["method"], "WEIRD");
+        assert_eq!(e["requestContext"]["domainPrefix"], "");
+        // A query that blows the event past the limit is refused, not truncated.
+        let big = "a=b&".repeat(300_000);
+        assert_eq!(
+            build_event(&input(&m, &h, &big, b""), 1 << 20),
+            Err(UrlError::TooLarge(1 << 20))
+        );
+    }
+
+    #[test]
     fn responses() {
         let r = http_response(br#"{"statusCode":201,"headers":{"x-a":"1","n":2},"cookies":["a=1","b=2"],"body":"hi"}"#).unwrap();
         assert_eq!(r.status(), 201);
