@@ -297,11 +297,9 @@ impl Router {
             function.qualifier.as_deref(),
             parsed.payload.clone(),
             request_id,
+            parsed.trace_id.clone(),
         )?;
         req.client_context = parsed.client_context.clone();
-        if let Some(t) = &parsed.trace_id {
-            req.trace_id = t.clone();
-        }
         req.log_tail = parsed.log_tail;
         match parsed.invocation_type {
             InvocationType::DryRun => Ok(empty(StatusCode::NO_CONTENT)),
@@ -318,6 +316,7 @@ impl Router {
         qualifier: Option<&str>,
         payload: Bytes,
         request_id: &str,
+        trace_id: Option<String>,
     ) -> Result<InvokeRequest, ApiError> {
         // authenticate: every caller maps to the default tenant until authentication exists.
         let descriptor = self.resolver.resolve(name, qualifier);
@@ -331,7 +330,7 @@ impl Router {
             descriptor,
             invoked_arn,
             client_context: None,
-            trace_id: new_trace_id(),
+            trace_id: trace_id.unwrap_or_else(new_trace_id),
             payload,
             log_tail: false,
         })
