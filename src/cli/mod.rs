@@ -5,6 +5,7 @@ pub mod client;
 mod commands;
 pub mod loadgen;
 mod resources;
+pub mod schedule;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -75,6 +76,11 @@ pub enum Command {
     Loadgen {
         #[command(subcommand)]
         command: LoadgenCommand,
+    },
+    /// EventBridge schedule expressions: print the next fire times.
+    Schedule {
+        #[command(subcommand)]
+        command: schedule::ScheduleCommand,
     },
 }
 
