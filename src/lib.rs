@@ -21,3 +21,4 @@ pub mod sandbox;
 pub mod schedule;
 pub mod serve;
 pub mod store;
+pub mod triggers;
