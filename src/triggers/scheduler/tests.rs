@@ -2,6 +2,7 @@ use super::*;
 use crate::events::AsyncEvent;
 use crate::queue::sqlite::SqliteQueue;
 use crate::queue::{ConsumerConfig, ManualClock, Queue};
+use crate::store::TriggerStore;
 use crate::store::sqlite::SqliteStore;
 use crate::triggers::{Trigger, trigger_arn};
 use base64::Engine;
