@@ -314,14 +314,10 @@ mod tests {
             err(&format!(r#"{{"Name":"n",{ok},"MissedTicks":"ALL"}}"#)).contains("FIRE_ONCE, SKIP")
         );
         assert!(
-            err(r#"{"Name":"n","FunctionName":"f:a:b","ScheduleExpression":"rate(1 day)"}"#).len()
-                > 0
+            !err(r#"{"Name":"n","FunctionName":"f:a:b","ScheduleExpression":"rate(1 day)"}"#)
+                .is_empty()
         );
-        assert!(
-            err(r#"{"Name":"n","FunctionName":"f","Qualifier":"bad q","ScheduleExpression":"rate(1 day)"}"#)
-                .len()
-                > 0
-        );
+        assert!(err(r#"{"Name":"n","FunctionName":"f","Qualifier":"bad q","ScheduleExpression":"rate(1 day)"}"#).contains("qualifier"));
         let deep = format!(
             r#"{{"Name":"n",{ok},"Input":"{}{}"}}"#,
             "[".repeat(200),
