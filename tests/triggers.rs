@@ -124,6 +124,31 @@ fn trigger_crud_and_hostile_bodies() {
     );
     assert_eq!(names(&h), ["every5"]);
 
+    // `hearth schedule next` (local, no server needed).
+    let out = h.cli(&[
+        "schedule",
+        "next",
+        "cron(0 12 ? * 3#2 *)",
+        "--count",
+        "3",
+        "--after",
+        "2026-11-01T00:00:00Z",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2026-11-10T12:00:00Z\n2026-12-08T12:00:00Z\n2027-01-12T12:00:00Z\n"
+    );
+    let out = h.cli(&["schedule", "next", "cron(0 12 ? * 3#6 *)"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "cron day-of-week field, '3#6': the week number after '#' must be between 1 and 5"
+    ));
+
     // Hostile bodies and paths: each refused with its error, nothing stored.
     let ok_rest = r#""FunctionName":"f","ScheduleExpression":"rate(1 day)""#;
     let cases: Vec<(String, u16, &str)> = vec![
