@@ -18,5 +18,7 @@ pub mod queue;
 pub mod router;
 pub mod runtimes;
 pub mod sandbox;
+pub mod schedule;
 pub mod serve;
 pub mod store;
+pub mod triggers;

@@ -49,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Loadgen { command } => hearth::loadgen::run(command),
+        Command::Schedule { command } => hearth::cli::schedule::run(command),
         client => tokio::runtime::Runtime::new()?.block_on(hearth::cli::run_client(client)),
     }
 }

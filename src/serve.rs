@@ -14,6 +14,7 @@ use crate::queue::outbox::Relay;
 use crate::queue::sqlite::SqliteQueue;
 use crate::router::{Router, http};
 use crate::store::sqlite::SqliteStore;
+use crate::triggers::scheduler::{Scheduler, clock_from_env};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +51,13 @@ pub async fn serve(
     };
     let engine = Engine::new(control.clone(), queue, steps, Faults::from_env());
     let router = Router::new(control.clone(), agent_client, metrics.clone(), &cfg);
+    let scheduler = Arc::new(Scheduler::new(
+        control.store().clone(),
+        clock_from_env(),
+        control.account(),
+        control.region(),
+        Some(relay.clone()),
+    ));
 
     let public = http::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
     let admin =
@@ -85,6 +93,7 @@ pub async fn serve(
     ));
     let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
     let engine_task = tokio::spawn(engine.clone().run(engine_rx.clone()));
+    let scheduler_task = tokio::spawn(scheduler.run(engine_rx.clone()));
     let relay_task = tokio::spawn(relay.run(async move {
         let mut rx = engine_rx;
         let _ = rx.wait_for(|s| *s).await;
@@ -116,7 +125,7 @@ pub async fn serve(
         tracing::warn!("drain deadline passed; stopping anyway");
     }
     let _ = engine_stop.send(true);
-    let _ = tokio::join!(engine_task, relay_task, reaper, follower);
+    let _ = tokio::join!(engine_task, relay_task, reaper, follower, scheduler_task);
     agent.shutdown().await;
     tracing::info!("stopped");
     Ok(())

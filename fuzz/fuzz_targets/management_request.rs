@@ -41,4 +41,5 @@ fuzz_target!(|data: &[u8]| {
     client_error(parse::parse_add_permission(body));
     client_error(parse::parse_tag_resource(body));
     client_error(parse::parse_untag_keys(&parse::query_params(&query, "tagKeys")));
+    client_error(parse::parse_create_trigger(body, ACCOUNT));
 });

@@ -76,6 +76,14 @@ pub async fn run_client(cmd: Command) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(0)
         }
+        Command::Trigger { endpoint, command } => {
+            let client = Client::new(&endpoint.endpoint)?;
+            let out = super::trigger::run(&client, command).await?;
+            if !out.is_null() {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Ok(0)
+        }
         _ => anyhow::bail!("not a client command"),
     }
 }

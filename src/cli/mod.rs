@@ -5,6 +5,8 @@ pub mod client;
 mod commands;
 pub mod loadgen;
 mod resources;
+pub mod schedule;
+pub mod trigger;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -75,6 +77,18 @@ pub enum Command {
     Loadgen {
         #[command(subcommand)]
         command: LoadgenCommand,
+    },
+    /// Timer triggers: create, list, get, delete.
+    Trigger {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: trigger::TriggerCommand,
+    },
+    /// EventBridge schedule expressions: print the next fire times.
+    Schedule {
+        #[command(subcommand)]
+        command: schedule::ScheduleCommand,
     },
 }
 

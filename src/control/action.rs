@@ -54,11 +54,15 @@ pub enum Action {
     ListProvisioned {
         name: String,
     },
+    /// Timer triggers (`/hearth/v1/triggers`).
+    Trigger(super::TriggerAction),
 }
 
 /// Whether a path belongs to the management API (the router forwards these to control).
 pub fn is_management_path(path: &str) -> bool {
-    path.starts_with("/2015-03-31/functions") || is_resource_path(path)
+    path.starts_with("/2015-03-31/functions")
+        || is_resource_path(path)
+        || super::triggers::is_trigger_path(path)
 }
 
 /// Decodes a percent-encoded path segment.
@@ -121,6 +125,9 @@ impl Action {
     ) -> Result<Action, ApiError> {
         if let Some(a) = Self::parse_provisioned(method, path, query, account) {
             return a;
+        }
+        if let Some(t) = super::TriggerAction::parse(method, path) {
+            return t.map(Action::Trigger);
         }
         if let Some(r) = ResourceAction::parse(method, path, query, account) {
             return r.map(Action::Resource);

@@ -17,6 +17,7 @@ mod policy;
 mod resource_action;
 mod resources;
 mod tags;
+mod triggers;
 mod urls;
 
 pub use action::{Action, decode_segment, is_management_path, query_param};
@@ -29,10 +30,12 @@ pub mod parse {
     pub use super::resource_action::query_params;
     pub use super::resources::parse_json;
     pub use super::tags::{parse_tag_resource, parse_untag_keys};
+    pub use super::triggers::parse_create_trigger;
     pub use super::urls::{parse_create_url, parse_update_url};
 }
 pub use aliases::is_alias_name;
 pub use resource_action::{Page, ResourceAction};
+pub use triggers::TriggerAction;
 pub use validate::RESERVED_ENV;
 
 use crate::api::ApiError;
@@ -306,6 +309,7 @@ impl Control {
                 self.delete_provisioned(&name, qualifier).await
             }
             Action::ListProvisioned { name } => self.list_provisioned(&name),
+            Action::Trigger(t) => self.handle_trigger(t, &body).await,
         }
     }
 

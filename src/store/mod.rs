@@ -3,12 +3,14 @@
 
 pub mod resources;
 pub mod sqlite;
+pub mod triggers;
 mod txn;
 pub mod workflow;
 
 use crate::api::types::FunctionConfiguration;
 pub use resources::{Edit, EditError, EditFn, FunctionView, ResourceStore};
 use std::sync::Arc;
+pub use triggers::{TriggerRow, TriggerStore};
 use workflow::{StepRecord, WorkflowRecord};
 
 /// One stored version (`$LATEST` or a number) of a function.
@@ -72,6 +74,22 @@ pub enum Op {
         key: String,
         json: Option<String>,
     },
+    /// Creates a timer trigger (`Conflict` if the name is taken) or, with `json` `None`,
+    /// deletes it and its tick records (`NotFound` if absent).
+    PutTrigger {
+        name: String,
+        id: String,
+        json: Option<String>,
+    },
+    /// Records a tick of trigger `name` (creation `id`) at `scheduled_ms`: `Conflict` if that
+    /// tick was recorded already (another scheduler fired it), `NotFound` if the trigger is gone.
+    /// `fired` false records a missed tick that was skipped.
+    TriggerTick {
+        name: String,
+        id: String,
+        scheduled_ms: i64,
+        fired: bool,
+    },
     /// Appends a message to the outbox (published to the queue by the relay after commit).
     Outbox {
         topic: String,
@@ -104,6 +122,12 @@ impl std::fmt::Debug for Op {
             Op::PutResource {
                 name, kind, key, ..
             } => write!(f, "PutResource({name}, {kind}, {key})"),
+            Op::PutTrigger { name, json, .. } => {
+                write!(f, "PutTrigger({name}, {})", json.is_some())
+            }
+            Op::TriggerTick {
+                name, scheduled_ms, ..
+            } => write!(f, "TriggerTick({name}, {scheduled_ms})"),
             Op::Outbox {
                 topic, dedup_id, ..
             } => write!(f, "Outbox({topic}, {dedup_id})"),
@@ -125,7 +149,7 @@ pub struct Committed {
 /// The metadata store seam. Every write bumps the change-feed revision in its transaction
 /// and returns the new revision.
 /// A function's other resources (aliases, URLs, policies, …) are in [`ResourceStore`].
-pub trait MetadataStore: ResourceStore + Send + Sync {
+pub trait MetadataStore: ResourceStore + TriggerStore + Send + Sync {
     /// Creates a function with its `$LATEST`; `Conflict` if the name is taken.
     fn create_function(&self, tenant: &str, latest: &StoredVersion) -> Result<u64, StoreError>;
     /// Replaces `$LATEST` of an existing function.

@@ -43,6 +43,7 @@ impl SqliteStore {
         conn.execute_batch(txn::SCHEMA).map_err(db)?;
         crate::queue::outbox::create_table(&conn).map_err(db)?;
         conn.execute_batch(resources::SCHEMA).map_err(db)?;
+        conn.execute_batch(super::triggers::SCHEMA).map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -385,5 +386,12 @@ impl MetadataStore for SqliteStore {
     fn steps(&self, workflow_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         txn::list_steps(&conn, workflow_id)
+    }
+}
+
+impl super::TriggerStore for SqliteStore {
+    fn triggers(&self, tenant: &str) -> Result<Vec<super::TriggerRow>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        super::triggers::list(&conn, tenant)
     }
 }

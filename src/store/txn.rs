@@ -99,6 +99,15 @@ pub fn apply(
             .map_err(db)?;
             Ok(false)
         }
+        Op::PutTrigger { name, id, json } => {
+            super::triggers::put(tx, tenant, name, id, json.as_deref()).map(|_| false)
+        }
+        Op::TriggerTick {
+            name,
+            id,
+            scheduled_ms,
+            fired,
+        } => super::triggers::tick(tx, tenant, name, id, *scheduled_ms, *fired).map(|_| false),
         Op::Outbox {
             topic,
             payload,
