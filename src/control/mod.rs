@@ -13,6 +13,7 @@ pub mod workflow;
 mod aliases;
 mod concurrency;
 mod event_invoke;
+pub mod limits;
 mod policy;
 mod resource_action;
 mod resources;

@@ -111,6 +111,29 @@ impl std::fmt::Debug for Op {
     }
 }
 
+/// One change-feed entry: what a committed write changed (`key` is the function name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub rev: u64,
+    pub tenant: String,
+    pub kind: String,
+    pub key: String,
+}
+
+impl Op {
+    /// The function whose routable state this op may change.
+    pub fn function(&self) -> Option<&str> {
+        match self {
+            Op::CreateFunction(v) | Op::PutVersion(v) => Some(&v.config.function_name),
+            Op::Publish { name, .. }
+            | Op::Route { name, .. }
+            | Op::DeleteFunction { name }
+            | Op::DeleteVersion { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
 /// What a transaction did.
 #[derive(Debug, Clone, Default)]
 pub struct Committed {
@@ -158,6 +181,8 @@ pub trait MetadataStore: ResourceStore + Send + Sync {
     fn delete(&self, tenant: &str, name: &str, version: Option<&str>) -> Result<u64, StoreError>;
     /// Current change-feed revision.
     fn revision(&self) -> Result<u64, StoreError>;
+    /// Change-feed entries with `rev > after`, oldest first, at most `limit`.
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
 
     /// Applies every op in one transaction; nothing is written if one fails.
     fn transact(&self, tenant: &str, ops: &[Op]) -> Result<Committed, StoreError>;

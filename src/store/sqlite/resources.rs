@@ -168,6 +168,23 @@ impl ResourceStore for SqliteStore {
         rows.map(|r| r.map_err(db)).collect()
     }
 
+    fn tenant_resources(
+        &self,
+        tenant: &str,
+        kind: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare("SELECT function, key, json FROM function_resources WHERE tenant = ?1 AND kind = ?2 ORDER BY function, key")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![tenant, kind], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
+    }
+
     fn edit_resource(
         &self,
         tenant: &str,
