@@ -132,7 +132,12 @@ impl Limits {
             None => i.unreserved += 1,
             Some(_) => {}
         }
-        i.per_function.insert(function.to_string(), running + 1);
+        match i.per_function.get_mut(function) {
+            Some(n) => *n += 1,
+            None => {
+                i.per_function.insert(function.to_string(), 1);
+            }
+        }
         drop(i);
         self.gauge(function).inc();
         Ok(Permit {
