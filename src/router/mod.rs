@@ -377,14 +377,17 @@ impl Router {
         parsed
     }
 
-    /// `Event`: accepted at once, run in the background (not yet durable: the queue comes
-    /// with the async-invoke issue).
+    /// `Event`: accepted at once, run in the background (not yet durable, and not admitted:
+    /// the queue and its delivery workers, which call [`Router::run`], come with the
+    /// async-invoke issue).
     fn invoke_event(&self, mut req: InvokeRequest) -> Resp {
         req.log_tail = false;
         req.client_context = None;
         let agent = self.agent.clone();
+        let metrics = self.metrics.clone();
+        let wait = self.place_wait;
         tokio::spawn(async move {
-            if let Err(e) = agent.invoke(req).await {
+            if let Err(e) = place_and_forward(agent.as_ref(), req, wait, &metrics).await {
                 tracing::warn!(error = %e, "async invocation was not run");
             }
         });

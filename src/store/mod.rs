@@ -121,14 +121,16 @@ pub struct Change {
 }
 
 impl Op {
-    /// The function whose routable state this op may change.
-    pub fn function(&self) -> Option<&str> {
+    /// The change-feed (kind, key) of an op that may change routable state: what it did, and
+    /// the function it did it to.
+    pub fn change(&self) -> Option<(&'static str, &str)> {
         match self {
-            Op::CreateFunction(v) | Op::PutVersion(v) => Some(&v.config.function_name),
-            Op::Publish { name, .. }
-            | Op::Route { name, .. }
-            | Op::DeleteFunction { name }
-            | Op::DeleteVersion { name, .. } => Some(name),
+            Op::CreateFunction(v) => Some(("create", &v.config.function_name)),
+            Op::PutVersion(v) => Some(("version", &v.config.function_name)),
+            Op::Publish { name, .. } => Some(("publish", name)),
+            Op::Route { name, .. } => Some(("route", name)),
+            Op::DeleteFunction { name } => Some(("delete", name)),
+            Op::DeleteVersion { name, .. } => Some(("delete-version", name)),
             _ => None,
         }
     }

@@ -352,10 +352,13 @@ impl MetadataStore for SqliteStore {
         }
         // One change-feed entry per function whose routable state changed, so routers drop
         // exactly those functions' cache entries.
-        let mut names: Vec<&str> = changed.iter().filter_map(|op| op.function()).collect();
-        names.dedup();
-        for name in names {
-            out.revision = Some(bump(&tx, tenant, "function", name)?);
+        // (The kind is that of the function's first changed op.)
+        let mut seen: Vec<&str> = Vec::new();
+        for (kind, name) in changed.iter().filter_map(|op| op.change()) {
+            if !seen.contains(&name) {
+                seen.push(name);
+                out.revision = Some(bump(&tx, tenant, kind, name)?);
+            }
         }
         tx.commit().map_err(db)?;
         Ok(out)
