@@ -273,4 +273,52 @@ mod tests {
         s.delete("t", "f", None).unwrap();
         assert!(s.resources("t", "f", kind::TAGS).unwrap().is_empty());
     }
+
+    #[test]
+    fn the_change_feed_names_what_changed() {
+        let (_d, s) = store();
+        for f in ["f", "g"] {
+            s.conn
+                .lock()
+                .unwrap()
+                .execute("INSERT INTO functions (tenant, name) VALUES ('t', ?1)", [f])
+                .unwrap();
+        }
+        let before = s.revision().unwrap();
+        let put =
+            |n: &'static str| move |_: Option<&str>, _: &FunctionView| Ok(Edit::Put(n.to_string()));
+        s.edit_resource(
+            "t",
+            "f",
+            kind::CONCURRENCY,
+            "",
+            &mut put(r#"{"ReservedConcurrentExecutions":2}"#),
+        )
+        .unwrap();
+        s.edit_resource(
+            "t",
+            "g",
+            kind::CONCURRENCY,
+            "",
+            &mut put(r#"{"ReservedConcurrentExecutions":3}"#),
+        )
+        .unwrap();
+        let changes = s.changes_after(before, 10).unwrap();
+        let seen: Vec<_> = changes
+            .iter()
+            .map(|c| (c.rev - before, c.kind.as_str(), c.key.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1, kind::CONCURRENCY, "f"), (2, kind::CONCURRENCY, "g")]
+        );
+        assert_eq!(s.changes_after(before, 1).unwrap().len(), 1);
+        let all = s.tenant_resources("t", kind::CONCURRENCY).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(
+            s.tenant_resources("other", kind::CONCURRENCY)
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
