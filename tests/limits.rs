@@ -174,6 +174,18 @@ fn reserved_concurrency_caps_parallel_invokes_and_hangups_keep_their_permits() {
     let max = poller.join().unwrap();
     assert!(max <= 2.0, "at most 2 in flight, saw {max}");
     assert!(max >= 1.0, "the poller saw the invocations run");
+    // Every outcome is counted, those of hung-up callers too.
+    let counted = |outcome: &str| {
+        metric(
+            &h,
+            &format!(
+                "hearth_router_function_invocations_total{{function=\"slow\",outcome=\"{outcome}\"}}"
+            ),
+        )
+    };
+    wait_for("8 outcomes counted", || {
+        counted("success") + counted("throttled") == 8.0
+    });
 
     // A client that hangs up does not free its permit: the instance finishing does.
     put_concurrency(&h, "slow", "1");

@@ -396,25 +396,19 @@ impl Router {
 
     async fn invoke_sync(&self, req: InvokeRequest) -> Result<Resp, ApiError> {
         let version = req.descriptor.version.clone();
-        let function = req.descriptor.function_name.clone();
-        let out = self.run(req).await;
-        let outcome = match &out {
-            Ok(o) if o.function_error.is_some() => "function_error",
-            Ok(_) => "success",
-            Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => "throttled",
-            Err(e) if e.status.is_client_error() => "client_error",
-            Err(_) => "service_error",
-        };
-        self.count(outcome);
-        self.count_function(&function, outcome);
-        Ok(invoke_response(out?, &version))
+        let out = self.run(req).await?;
+        Ok(invoke_response(out, &version))
     }
 
     /// Runs a resolved invocation through admit, place and forward: what a synchronous invoke
     /// does, and what a delivery worker of asynchronous invokes calls. Errors are the Lambda
-    /// answers (429 with Reason for throttles and capacity, 500 for platform failures).
+    /// answers (429 with Reason for throttles and capacity, 500 for platform failures). Every
+    /// outcome is counted (per function too), even when the caller has gone away.
     pub async fn run(&self, req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
-        let permit = self.admit(&req.descriptor.function_name)?;
+        let function = &req.descriptor.function_name;
+        let permit = self
+            .admit(function)
+            .inspect_err(|e| count_outcome(&self.metrics, function, Err(e)))?;
         self.forward(req, permit).await
     }
 
@@ -427,18 +421,7 @@ impl Router {
             self.limits.admit(function, l, total)
         });
         self.phase("admit", t);
-        admitted.inspect_err(|e| {
-            if let Some(reason) = e.reason {
-                self.metrics
-                    .router
-                    .function_throttles
-                    .get_or_create(&FunctionOutcomeLabel {
-                        function: function.to_string(),
-                        outcome: reason,
-                    })
-                    .inc();
-            }
-        })
+        admitted
     }
 
     /// The place and forward phases, in a task that owns `permit`: a caller that goes away
@@ -453,8 +436,10 @@ impl Router {
         let metrics = self.metrics.clone();
         let wait = self.place_wait;
         let task = tokio::spawn(async move {
+            let function = req.descriptor.function_name.clone();
             let out = place_and_forward(agent.as_ref(), req, wait, &metrics).await;
             drop(permit);
+            count_outcome(&metrics, &function, out.as_ref());
             out
         });
         task.await
@@ -468,16 +453,30 @@ impl Router {
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
     }
+}
 
-    fn count_function(&self, function: &str, outcome: &'static str) {
-        self.metrics
-            .router
-            .function_invocations
-            .get_or_create(&FunctionOutcomeLabel {
-                function: function.to_string(),
-                outcome,
-            })
-            .inc();
+/// Counts an invocation's outcome: overall, per function, and a throttle by its Reason.
+fn count_outcome(metrics: &Metrics, function: &str, out: Result<&InvokeResponse, &ApiError>) {
+    let outcome = match out {
+        Ok(o) if o.function_error.is_some() => "function_error",
+        Ok(_) => "success",
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => "throttled",
+        Err(e) if e.status.is_client_error() => "client_error",
+        Err(_) => "service_error",
+    };
+    let r = &metrics.router;
+    r.invocations.get_or_create(&OutcomeLabel { outcome }).inc();
+    let label = |outcome| FunctionOutcomeLabel {
+        function: function.to_string(),
+        outcome,
+    };
+    r.function_invocations.get_or_create(&label(outcome)).inc();
+    if let Err(ApiError {
+        reason: Some(reason),
+        ..
+    }) = out
+    {
+        r.function_throttles.get_or_create(&label(reason)).inc();
     }
 }
 
