@@ -94,6 +94,17 @@ pub struct LimitsConfig {
     pub max_unpacked_bytes: u64,
     /// Most entries in a zip.
     pub max_zip_entries: usize,
+    /// Open connections on the public listener at most; more wait in the backlog.
+    pub max_connections: usize,
+    /// Concurrent invocations of the account (tenant), shared by functions without reserved
+    /// concurrency (the unreserved pool is this minus the sum of reservations).
+    pub account_concurrency: u32,
+    /// Invocations per second per function (0 = no limit); `hearth limits` overrides it.
+    pub function_rate_per_sec: u32,
+    /// Invocations per second of the account (0 = no limit).
+    pub account_rate_per_sec: u32,
+    /// How long the place phase retries an agent that has no capacity before answering 429.
+    pub place_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -153,6 +164,11 @@ impl Default for LimitsConfig {
             max_zip_bytes: 50 * 1024 * 1024,
             max_unpacked_bytes: 250 * 1024 * 1024,
             max_zip_entries: 20_000,
+            max_connections: 10_000,
+            account_concurrency: 1000,
+            function_rate_per_sec: 0,
+            account_rate_per_sec: 0,
+            place_wait_ms: 100,
         }
     }
 }
@@ -321,6 +337,20 @@ impl Config {
         }
         if l.max_zip_entries == 0 {
             e.push("limits.max_zip_entries: must be at least 1".into());
+        }
+        if !(1..=1_000_000).contains(&l.max_connections) {
+            e.push("limits.max_connections: must be 1..=1000000".into());
+        }
+        if !(1..=1_000_000).contains(&l.account_concurrency) {
+            e.push("limits.account_concurrency: must be 1..=1000000".into());
+        }
+        if l.function_rate_per_sec > 1_000_000 || l.account_rate_per_sec > 1_000_000 {
+            e.push(
+                "limits.function_rate_per_sec / account_rate_per_sec: must be 0..=1000000".into(),
+            );
+        }
+        if l.place_wait_ms > 60_000 {
+            e.push("limits.place_wait_ms: must be 0..=60000".into());
         }
         if e.is_empty() {
             Ok(())

@@ -22,12 +22,55 @@ pub struct StepLabel {
     pub step: &'static str,
 }
 
+/// Phase label of the invoke path.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: &'static str,
+}
+
+/// Result label of a cache lookup (`hit`, `miss`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+/// A function.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabel {
+    pub function: String,
+}
+
+/// A function and an outcome (or throttle reason).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionOutcomeLabel {
+    pub function: String,
+    pub outcome: &'static str,
+}
+
 /// Router metrics.
 pub struct RouterMetrics {
     /// Invocations by outcome: success, function_error, client_error, service_error.
     pub invocations: Family<OutcomeLabel, Counter>,
     /// Time from request to response, seconds.
     pub invoke_duration: Histogram,
+    /// Time spent in each phase of the invoke path, seconds.
+    pub phases: Family<PhaseLabel, Histogram>,
+    /// Metadata cache lookups by result (hit, miss).
+    pub metadata_cache: Family<ResultLabel, Counter>,
+    /// Metadata store reads done by the resolve and admit phases.
+    pub metadata_reads: Counter,
+    /// Per function: invocations by outcome (success, function_error, throttled, service_error).
+    pub function_invocations: Family<FunctionOutcomeLabel, Counter>,
+    /// Per function: throttles by reason.
+    pub function_throttles: Family<FunctionOutcomeLabel, Counter>,
+    /// Per function: invocations that cold-started an instance.
+    pub function_cold_starts: Family<FunctionLabel, Counter>,
+    /// Per function: forward duration (the agent's run, including a cold start), seconds.
+    pub function_duration: Family<FunctionLabel, Histogram>,
+    /// Per function: admitted invocations holding a concurrency permit now.
+    pub inflight: Family<FunctionLabel, Gauge>,
+    /// Open connections on the public listener.
+    pub connections: Gauge,
 }
 
 /// Agent metrics.
@@ -65,6 +108,15 @@ impl Default for RouterMetrics {
         RouterMetrics {
             invocations: Family::default(),
             invoke_duration: latency_histogram(),
+            phases: Family::new_with_constructor(latency_histogram),
+            metadata_cache: Family::default(),
+            metadata_reads: Counter::default(),
+            function_invocations: Family::default(),
+            function_throttles: Family::default(),
+            function_cold_starts: Family::default(),
+            function_duration: Family::new_with_constructor(latency_histogram),
+            inflight: Family::default(),
+            connections: Gauge::default(),
         }
     }
 }
@@ -125,6 +177,7 @@ impl Metrics {
             "Invoke request duration",
             router.invoke_duration.clone(),
         );
+        register_router_extras(r, &router);
         let a = registry.sub_registry_with_prefix("hearth_agent");
         a.register(
             "cold_starts",
@@ -211,4 +264,52 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
         out
     }
+}
+
+fn register_router_extras(r: &mut Registry, m: &RouterMetrics) {
+    r.register(
+        "phase_seconds",
+        "Time in each invoke phase",
+        m.phases.clone(),
+    );
+    r.register(
+        "metadata_cache",
+        "Metadata cache lookups by result",
+        m.metadata_cache.clone(),
+    );
+    r.register(
+        "metadata_reads",
+        "Metadata store reads by the resolve and admit phases",
+        m.metadata_reads.clone(),
+    );
+    r.register(
+        "function_invocations",
+        "Invocations per function by outcome",
+        m.function_invocations.clone(),
+    );
+    r.register(
+        "function_throttles",
+        "Throttled invocations per function by reason",
+        m.function_throttles.clone(),
+    );
+    r.register(
+        "function_cold_starts",
+        "Invocations per function that cold-started an instance",
+        m.function_cold_starts.clone(),
+    );
+    r.register(
+        "function_duration_seconds",
+        "Forward duration per function",
+        m.function_duration.clone(),
+    );
+    r.register(
+        "inflight",
+        "Admitted invocations per function holding a concurrency permit",
+        m.inflight.clone(),
+    );
+    r.register(
+        "connections",
+        "Open connections on the public listener",
+        m.connections.clone(),
+    );
 }

@@ -59,7 +59,8 @@ pub async fn serve(
         Some(relay.clone()),
     ));
 
-    let public = http::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
+    let public =
+        http::bind_public(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
     let admin =
         http::bind(cfg.admin_listen).with_context(|| format!("binding {}", cfg.admin_listen))?;
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
@@ -86,10 +87,12 @@ pub async fn serve(
     }
     .service();
     let admin_task = tokio::spawn(http::serve(admin, admin_service, stopped()));
-    let public_task = tokio::spawn(http::serve(
+    let public_opts = router.serve_options(cfg.limits.max_connections);
+    let public_task = tokio::spawn(http::serve_with(
         public,
         move |req| router.clone().handle(req),
         stopped(),
+        public_opts,
     ));
     let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
     let engine_task = tokio::spawn(engine.clone().run(engine_rx.clone()));

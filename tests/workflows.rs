@@ -146,7 +146,7 @@ fn crash_after_each_step_then_restart_completes_exactly_once() {
         assert_eq!(blobs, 1, "{step}: one code blob");
         let bumps = sqlite_count(
             &h,
-            "SELECT COUNT(*) FROM changes WHERE key LIKE 'Route(crashy:%'",
+            "SELECT COUNT(*) FROM changes WHERE kind = 'route' AND key = 'crashy'",
         );
         assert_eq!(bumps, 1, "{step}: one route publication");
         let wf = workflows(&h, "crashy");

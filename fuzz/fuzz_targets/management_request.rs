@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
     client_error(parse::parse_create_alias(body));
     client_error(parse::parse_update_alias(body));
     client_error(parse::parse_put_concurrency(body));
+    client_error(parse::parse_put_limits(body));
     client_error(parse::parse_create_url(body));
     client_error(parse::parse_update_url(body));
     client_error(parse::parse_event_invoke_config(body));

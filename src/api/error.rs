@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     /// `Reason` of a 429 TooManyRequestsException.
     pub reason: Option<&'static str>,
+    /// `Retry-After` seconds of a 429 (at least 1).
+    pub retry_after_secs: u32,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             error_type,
             message: message.into(),
             reason: None,
+            retry_after_secs: 1,
         }
     }
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
@@ -73,6 +76,11 @@ impl ApiError {
         );
         e.reason = Some(reason);
         e
+    }
+    /// The same error with `Retry-After: secs` (at least 1).
+    pub fn with_retry_after(mut self, secs: u32) -> Self {
+        self.retry_after_secs = secs.max(1);
+        self
     }
     /// 404 `ProvisionedConcurrencyConfigNotFoundException`.
     pub fn new_provisioned_not_found(message: &str) -> Self {
@@ -127,7 +135,7 @@ impl ApiError {
             h.insert("x-amzn-requestid", v);
         }
         if self.status == StatusCode::TOO_MANY_REQUESTS {
-            h.insert("retry-after", HeaderValue::from_static("1"));
+            h.insert("retry-after", HeaderValue::from(self.retry_after_secs));
         }
         resp
     }

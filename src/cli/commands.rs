@@ -1,7 +1,7 @@
 //! The client commands: each builds one Lambda API request and prints the answer.
 
 use super::client::{Client, segment};
-use super::{AdminCommand, Command, FnCommand};
+use super::{AdminCommand, Command, FnCommand, LimitsCommand};
 use base64::Engine;
 use bytes::Bytes;
 use http::Method;
@@ -79,6 +79,28 @@ pub async fn run_client(cmd: Command) -> anyhow::Result<i32> {
         Command::Trigger { endpoint, command } => {
             let client = Client::new(&endpoint.endpoint)?;
             let out = super::trigger::run(&client, command).await?;
+            if !out.is_null() {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Ok(0)
+        }
+        Command::Limits { endpoint, command } => {
+            let client = Client::new(&endpoint.endpoint)?;
+            let path = |f: &str| format!("/hearth/v1/functions/{}/limits", segment(f));
+            let out = match command {
+                LimitsCommand::Put { function, rate } => {
+                    let body = json!({ "RatePerSec": rate });
+                    client
+                        .json(Method::PUT, &path(&function), Some(body))
+                        .await?
+                }
+                LimitsCommand::Get { function } => {
+                    client.json(Method::GET, &path(&function), None).await?
+                }
+                LimitsCommand::Delete { function } => {
+                    client.json(Method::DELETE, &path(&function), None).await?
+                }
+            };
             if !out.is_null() {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }

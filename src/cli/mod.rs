@@ -73,6 +73,13 @@ pub enum Command {
         #[arg(long)]
         log_tail: bool,
     },
+    /// hearth's per-function invocation rate limits (Lambda has no API for them).
+    Limits {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: LimitsCommand,
+    },
     /// Load-test harness: open/closed loop HTTP load, Invoke load, trace replay.
     Loadgen {
         #[command(subcommand)]
@@ -120,6 +127,21 @@ pub struct ServeArgs {
     /// Written once serving: JSON with every bound address.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// Set the function's invocation rate limit (per second), overriding
+    /// `limits.function_rate_per_sec`.
+    Put {
+        function: String,
+        #[arg(long)]
+        rate: u32,
+    },
+    /// Show the function's override (`{}` when unset).
+    Get { function: String },
+    /// Remove the override (the config default applies again).
+    Delete { function: String },
 }
 
 #[derive(Debug, Subcommand)]

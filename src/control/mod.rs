@@ -13,6 +13,7 @@ pub mod workflow;
 mod aliases;
 mod concurrency;
 mod event_invoke;
+pub mod limits;
 mod policy;
 mod resource_action;
 mod resources;
@@ -26,6 +27,7 @@ pub mod parse {
     pub use super::aliases::{parse_create_alias, parse_update_alias};
     pub use super::concurrency::parse_put_concurrency;
     pub use super::event_invoke::parse_event_invoke_config;
+    pub use super::limits::parse_put_limits;
     pub use super::policy::parse_add_permission;
     pub use super::resource_action::query_params;
     pub use super::resources::parse_json;

@@ -1,23 +1,26 @@
 //! Invoke router (data plane). Phases, in order: accept ([`http`]), route, authenticate,
-//! resolve ([`resolve`]), admit, place, forward, respond-and-log (always runs).
+//! resolve ([`resolve`]), admit ([`limits`]), place, forward, respond-and-log (always runs).
+//! Each phase's time goes to `hearth_router_phase_seconds{phase}`.
 
 pub mod http;
 pub mod invoke;
+pub mod limits;
 pub mod resolve;
 pub mod url;
 
 use crate::agent::{AgentClient, InvokeRequest, InvokeResponse};
 use crate::api::ApiError;
 use crate::control::{Action, Control, is_management_path};
-use crate::metrics::{Metrics, OutcomeLabel};
+use crate::metrics::{FunctionLabel, FunctionOutcomeLabel, Metrics, OutcomeLabel, PhaseLabel};
 use ::http::{HeaderValue, Request, Response, StatusCode};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use invoke::InvocationType;
+use limits::{Limits, Permit};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -31,6 +34,7 @@ enum Route<'a> {
     Code(&'a str),
     Logs(&'a str),
     Url(url::UrlPath<'a>),
+    Limits(&'a str),
     Management,
     Unknown,
 }
@@ -51,6 +55,11 @@ fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
         Route::Logs(name)
     } else if let Some(p) = url::url_path(path) {
         Route::Url(p)
+    } else if let Some(name) = path
+        .strip_prefix("/hearth/v1/functions/")
+        .and_then(|s| s.strip_suffix("/limits"))
+    {
+        Route::Limits(name)
     } else if is_management_path(path) {
         Route::Management
     } else {
@@ -63,7 +72,9 @@ pub struct Router {
     control: Arc<Control>,
     agent: Arc<dyn AgentClient>,
     resolver: Arc<resolve::Resolver>,
+    limits: Arc<Limits>,
     metrics: Arc<Metrics>,
+    place_wait: Duration,
     max_payload: usize,
     max_management_body: usize,
     logs_dir: std::path::PathBuf,
@@ -79,10 +90,12 @@ impl Router {
         cfg: &crate::config::Config,
     ) -> Arc<Router> {
         Arc::new(Router {
-            resolver: Arc::new(resolve::Resolver::new(control.clone())),
+            resolver: Arc::new(resolve::Resolver::new(control.clone(), metrics.clone())),
+            limits: Limits::new(&cfg.limits, metrics.clone()),
             control,
             agent,
             metrics,
+            place_wait: Duration::from_millis(cfg.limits.place_wait_ms),
             max_payload: cfg.limits.max_payload_bytes,
             max_management_body: cfg.limits.max_management_body_bytes,
             logs_dir: cfg.data_dir.join("logs"),
@@ -104,6 +117,21 @@ impl Router {
             .get()
             .map(String::as_str)
             .unwrap_or("http://127.0.0.1")
+    }
+
+    /// Options for serving the public listener: the connection cap and accept-phase metrics.
+    pub fn serve_options(&self, max_connections: usize) -> http::ServeOptions {
+        http::ServeOptions {
+            max_connections: Some(max_connections),
+            accept_phase: Some(
+                self.metrics
+                    .router
+                    .phases
+                    .get_or_create(&PhaseLabel { phase: "accept" })
+                    .clone(),
+            ),
+            connections: Some(self.metrics.router.connections.clone()),
+        }
     }
 
     /// Follows the control service's change feed (cache flushes and acknowledgements) until
@@ -129,6 +157,7 @@ impl Router {
             Route::Code(sha) => self.code(sha),
             Route::Logs(name) => self.logs(name, req.uri().query().unwrap_or("")),
             Route::Url(p) => self.function_url(req, p, &request_id).await,
+            Route::Limits(name) => self.function_limits(req, name).await,
             Route::Management => self.management(req).await,
             Route::Unknown => Err(ApiError::unknown_operation(format!(
                 "Unknown operation: {method} {path}"
@@ -163,7 +192,17 @@ impl Router {
                 .observe(elapsed.as_secs_f64());
         }
         tracing::info!(target: "hearth::access", %request_id, %method, path, status = resp.status().as_u16(), micros = elapsed.as_micros() as u64);
+        self.phase("respond", started + elapsed);
         resp
+    }
+
+    /// Records the time since `since` as one phase.
+    fn phase(&self, phase: &'static str, since: Instant) {
+        self.metrics
+            .router
+            .phases
+            .get_or_create(&PhaseLabel { phase })
+            .observe(since.elapsed().as_secs_f64());
     }
 
     async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
@@ -210,6 +249,32 @@ impl Router {
             .control
             .handle(action, body, self.public_base())
             .await?;
+        let body = reply
+            .body
+            .map(|b| Bytes::from(b.to_string()))
+            .unwrap_or_default();
+        let mut resp = Response::new(Full::new(body));
+        *resp.status_mut() = reply.status;
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        Ok(resp)
+    }
+
+    /// `PUT|GET|DELETE /hearth/v1/functions/{name}/limits`: the function's rate override.
+    async fn function_limits(&self, req: Request<Incoming>, name: &str) -> Result<Resp, ApiError> {
+        let name = crate::control::decode_segment(name)?;
+        let method = req.method().clone();
+        let body = Self::read_body(req, 64 * 1024).await?;
+        let reply = match method {
+            ::http::Method::PUT => self.control.put_limits(&name, &body)?,
+            ::http::Method::GET => self.control.get_limits(&name)?,
+            ::http::Method::DELETE => self.control.delete_limits(&name)?,
+            m => {
+                return Err(ApiError::method_not_allowed(format!(
+                    "{m} is not allowed on function limits"
+                )));
+            }
+        };
         let body = reply
             .body
             .map(|b| Bytes::from(b.to_string()))
@@ -277,19 +342,7 @@ impl Router {
         name: &str,
         request_id: &str,
     ) -> Result<Resp, ApiError> {
-        let query = req.uri().query().unwrap_or("").to_string();
-        let headers = req.headers().clone();
-        let body = Self::read_body(req, self.max_payload).await;
-        let parsed = body.and_then(|b| {
-            invoke::parse(
-                name,
-                &query,
-                &headers,
-                b,
-                self.max_payload,
-                self.control.account(),
-            )
-        });
+        let parsed = self.parse_invoke(req, name).await;
         let parsed = parsed.inspect_err(|_| self.count("client_error"))?;
         let function = &parsed.function;
         let mut req = self.invoke_request(
@@ -318,8 +371,12 @@ impl Router {
         request_id: &str,
         trace_id: Option<String>,
     ) -> Result<InvokeRequest, ApiError> {
+        let t = Instant::now();
         // authenticate: every caller maps to the default tenant until authentication exists.
+        self.phase("authenticate", t);
+        let t = Instant::now();
         let descriptor = self.resolver.resolve(name, qualifier);
+        self.phase("resolve", t);
         let descriptor = descriptor.inspect_err(|_| self.count("client_error"))?;
         let invoked_arn = match qualifier {
             Some(q) => format!("{}:{q}", descriptor.function_arn),
@@ -336,14 +393,41 @@ impl Router {
         })
     }
 
-    /// `Event`: accepted at once, run in the background (not yet durable: the queue comes
-    /// with the async-invoke issue).
+    /// Reads and parses an Invoke request (the rest of the route phase).
+    async fn parse_invoke(
+        &self,
+        req: Request<Incoming>,
+        name: &str,
+    ) -> Result<invoke::ParsedInvoke, ApiError> {
+        let t = Instant::now();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let headers = req.headers().clone();
+        let body = Self::read_body(req, self.max_payload).await;
+        let parsed = body.and_then(|b| {
+            invoke::parse(
+                name,
+                &query,
+                &headers,
+                b,
+                self.max_payload,
+                self.control.account(),
+            )
+        });
+        self.phase("route", t);
+        parsed
+    }
+
+    /// `Event`: accepted at once, run in the background (not yet durable, and not admitted:
+    /// the queue and its delivery workers, which call [`Router::run`], come with the
+    /// async-invoke issue).
     fn invoke_event(&self, mut req: InvokeRequest) -> Resp {
         req.log_tail = false;
         req.client_context = None;
         let agent = self.agent.clone();
+        let metrics = self.metrics.clone();
+        let wait = self.place_wait;
         tokio::spawn(async move {
-            if let Err(e) = agent.invoke(req).await {
+            if let Err(e) = place_and_forward(agent.as_ref(), req, wait, &metrics).await {
                 tracing::warn!(error = %e, "async invocation was not run");
             }
         });
@@ -352,30 +436,54 @@ impl Router {
 
     async fn invoke_sync(&self, req: InvokeRequest) -> Result<Resp, ApiError> {
         let version = req.descriptor.version.clone();
-        let out = self.run_sync(req).await?;
+        let out = self.run(req).await?;
         Ok(invoke_response(out, &version))
     }
 
-    /// admit, place, forward: the one call that runs a synchronous invocation (Invoke API and
-    /// function URLs).
-    async fn run_sync(&self, req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
-        // admit + place: one agent in `serve`; a refusal means the invocation never started.
-        let out = self.agent.invoke(req).await.map_err(|e| {
-            self.count("service_error");
-            match e {
-                crate::agent::AgentError::Capacity => ApiError::too_many_requests(
-                    "ConcurrentInvocationLimitExceeded",
-                    "Rate Exceeded.",
-                ),
-                other => ApiError::service(other.to_string()),
-            }
-        })?;
-        self.count(if out.function_error.is_some() {
-            "function_error"
-        } else {
-            "success"
+    /// Runs a resolved invocation through admit, place and forward: what a synchronous invoke
+    /// does, and what a delivery worker of asynchronous invokes calls. Errors are the Lambda
+    /// answers (429 with Reason for throttles and capacity, 500 for platform failures). Every
+    /// outcome is counted (per function too), even when the caller has gone away.
+    pub async fn run(&self, req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
+        let function = &req.descriptor.function_name;
+        let permit = self
+            .admit(function)
+            .inspect_err(|e| count_outcome(&self.metrics, function, Err(e)))?;
+        self.forward(req, permit).await
+    }
+
+    /// The admit phase: reserved and account concurrency, rate limits. The permit is held
+    /// until the instance finishes the invocation.
+    pub fn admit(&self, function: &str) -> Result<Permit, ApiError> {
+        let t = Instant::now();
+        let admitted = self.resolver.limits(function).and_then(|l| {
+            let total = self.resolver.reserved_total()?;
+            self.limits.admit(function, l, total)
         });
-        Ok(out)
+        self.phase("admit", t);
+        admitted
+    }
+
+    /// The place and forward phases, in a task that owns `permit`: a caller that goes away
+    /// (a client hanging up) leaves the invocation running, and the permit is released only
+    /// when the instance is done. The one place the router calls the agent to run an invoke.
+    pub async fn forward(
+        &self,
+        req: InvokeRequest,
+        permit: Permit,
+    ) -> Result<InvokeResponse, ApiError> {
+        let agent = self.agent.clone();
+        let metrics = self.metrics.clone();
+        let wait = self.place_wait;
+        let task = tokio::spawn(async move {
+            let function = req.descriptor.function_name.clone();
+            let out = place_and_forward(agent.as_ref(), req, wait, &metrics).await;
+            drop(permit);
+            count_outcome(&metrics, &function, out.as_ref());
+            out
+        });
+        task.await
+            .map_err(|e| ApiError::service(format!("forward task failed: {e}")))?
     }
 
     fn count(&self, outcome: &'static str) {
@@ -384,6 +492,80 @@ impl Router {
             .invocations
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+    }
+}
+
+/// Counts an invocation's outcome: overall, per function, and a throttle by its Reason.
+fn count_outcome(metrics: &Metrics, function: &str, out: Result<&InvokeResponse, &ApiError>) {
+    let outcome = match out {
+        Ok(o) if o.function_error.is_some() => "function_error",
+        Ok(_) => "success",
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => "throttled",
+        Err(e) if e.status.is_client_error() => "client_error",
+        Err(_) => "service_error",
+    };
+    let r = &metrics.router;
+    r.invocations.get_or_create(&OutcomeLabel { outcome }).inc();
+    let label = |outcome| FunctionOutcomeLabel {
+        function: function.to_string(),
+        outcome,
+    };
+    r.function_invocations.get_or_create(&label(outcome)).inc();
+    if let Err(ApiError {
+        reason: Some(reason),
+        ..
+    }) = out
+    {
+        r.function_throttles.get_or_create(&label(reason)).inc();
+    }
+}
+
+/// Place (retrying an agent without capacity for up to `wait`) and forward. A refusal means
+/// the invocation never started, so retrying it is safe; once started it is never retried.
+async fn place_and_forward(
+    agent: &dyn AgentClient,
+    req: InvokeRequest,
+    wait: Duration,
+    metrics: &Metrics,
+) -> Result<InvokeResponse, ApiError> {
+    let phase = |phase, took: Duration| {
+        metrics
+            .router
+            .phases
+            .get_or_create(&PhaseLabel { phase })
+            .observe(took.as_secs_f64())
+    };
+    let function = FunctionLabel {
+        function: req.descriptor.function_name.clone(),
+    };
+    let placed = Instant::now();
+    let deadline = placed + wait;
+    let mut backoff = Duration::from_millis(2);
+    loop {
+        let t = Instant::now();
+        let out = agent.invoke(req.clone()).await;
+        match out {
+            Err(crate::agent::AgentError::Capacity) if Instant::now() < deadline => {
+                tokio::time::sleep(backoff.min(deadline - Instant::now())).await;
+                backoff = (backoff * 2).min(Duration::from_millis(50));
+            }
+            Err(crate::agent::AgentError::Capacity) => {
+                return Err(limits::throttle(limits::ACCOUNT_CONCURRENCY, 1));
+            }
+            Err(other) => return Err(ApiError::service(other.to_string())),
+            Ok(out) => {
+                phase("place", t.duration_since(placed));
+                phase("forward", t.elapsed());
+                let r = &metrics.router;
+                r.function_duration
+                    .get_or_create(&function)
+                    .observe(t.elapsed().as_secs_f64());
+                if out.cold_start {
+                    r.function_cold_starts.get_or_create(&function).inc();
+                }
+                return Ok(out);
+            }
+        }
     }
 }
 

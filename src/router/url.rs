@@ -544,7 +544,7 @@ impl Router {
             Err(e) => return Ok(Err(e)),
         };
         let invoke = self.invoke_request(name, qualifier, event, request_id, None)?;
-        let out = self.run_sync(invoke).await?;
+        let out = self.run(invoke).await?;
         if let Some(fe) = out.function_error {
             return Ok(Err(bad(format!("function error ({fe})"))));
         }

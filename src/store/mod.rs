@@ -135,6 +135,31 @@ impl std::fmt::Debug for Op {
     }
 }
 
+/// One change-feed entry: what a committed write changed (`key` is the function name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub rev: u64,
+    pub tenant: String,
+    pub kind: String,
+    pub key: String,
+}
+
+impl Op {
+    /// The change-feed (kind, key) of an op that may change routable state: what it did, and
+    /// the function it did it to.
+    pub fn change(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Op::CreateFunction(v) => Some(("create", &v.config.function_name)),
+            Op::PutVersion(v) => Some(("version", &v.config.function_name)),
+            Op::Publish { name, .. } => Some(("publish", name)),
+            Op::Route { name, .. } => Some(("route", name)),
+            Op::DeleteFunction { name } => Some(("delete", name)),
+            Op::DeleteVersion { name, .. } => Some(("delete-version", name)),
+            _ => None,
+        }
+    }
+}
+
 /// What a transaction did.
 #[derive(Debug, Clone, Default)]
 pub struct Committed {
@@ -182,6 +207,8 @@ pub trait MetadataStore: ResourceStore + TriggerStore + Send + Sync {
     fn delete(&self, tenant: &str, name: &str, version: Option<&str>) -> Result<u64, StoreError>;
     /// Current change-feed revision.
     fn revision(&self) -> Result<u64, StoreError>;
+    /// Change-feed entries with `rev > after`, oldest first, at most `limit`.
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
 
     /// Applies every op in one transaction; nothing is written if one fails.
     fn transact(&self, tenant: &str, ops: &[Op]) -> Result<Committed, StoreError>;

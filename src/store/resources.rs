@@ -22,6 +22,8 @@ pub mod kind {
     pub const TAGS: &str = "tags";
     /// Key: the qualifier (a version or an alias).
     pub const PROVISIONED: &str = "provisioned";
+    /// hearth's own per-function invocation limits (`{"RatePerSec": N}`); key: empty.
+    pub const LIMITS: &str = "hearth-limits";
     /// Kinds keyed by a qualifier: deleted with the version or alias they name.
     pub const QUALIFIED: &[&str] = &[URL, EVENT_INVOKE, POLICY, PROVISIONED];
 }
@@ -83,6 +85,12 @@ pub trait ResourceStore {
         function: &str,
         kind: &str,
     ) -> Result<Vec<(String, String)>, StoreError>;
+    /// Every document of one kind across the tenant's functions, as (function, key, json).
+    fn tenant_resources(
+        &self,
+        tenant: &str,
+        kind: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
     /// Read-modify-write of one resource: `edit` sees the current JSON and the function and
     /// decides; returns the new change-feed revision.
     fn edit_resource(

@@ -2,7 +2,7 @@
 //! rare and short; the invoke path reads through the router's cache).
 
 use super::workflow::{StepRecord, WorkflowRecord};
-use super::{Committed, MetadataStore, Op, StoreError, StoredVersion, txn};
+use super::{Change, Committed, MetadataStore, Op, StoreError, StoredVersion, txn};
 use crate::api::types::FunctionConfiguration;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::path::Path;
@@ -351,11 +351,38 @@ impl MetadataStore for SqliteStore {
                 changed.push(op);
             }
         }
-        if let Some(first) = changed.first() {
-            out.revision = Some(bump(&tx, tenant, "function", &format!("{first:?}"))?);
+        // One change-feed entry per function whose routable state changed, so routers drop
+        // exactly those functions' cache entries.
+        // (The kind is that of the function's first changed op.)
+        let mut seen: Vec<&str> = Vec::new();
+        for (kind, name) in changed.iter().filter_map(|op| op.change()) {
+            if !seen.contains(&name) {
+                seen.push(name);
+                out.revision = Some(bump(&tx, tenant, kind, name)?);
+            }
         }
         tx.commit().map_err(db)?;
         Ok(out)
+    }
+
+    fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT rev, tenant, kind, key FROM changes WHERE rev > ?1 ORDER BY rev LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![after as i64, limit as i64], |r| {
+                Ok(Change {
+                    rev: r.get::<_, i64>(0)? as u64,
+                    tenant: r.get(1)?,
+                    kind: r.get(2)?,
+                    key: r.get(3)?,
+                })
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
     }
 
     fn route(

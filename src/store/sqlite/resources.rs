@@ -168,6 +168,23 @@ impl ResourceStore for SqliteStore {
         rows.map(|r| r.map_err(db)).collect()
     }
 
+    fn tenant_resources(
+        &self,
+        tenant: &str,
+        kind: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare("SELECT function, key, json FROM function_resources WHERE tenant = ?1 AND kind = ?2 ORDER BY function, key")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![tenant, kind], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db)).collect()
+    }
+
     fn edit_resource(
         &self,
         tenant: &str,
@@ -255,5 +272,53 @@ mod tests {
         assert_eq!(s.revision().unwrap(), rev, "a refused edit writes nothing");
         s.delete("t", "f", None).unwrap();
         assert!(s.resources("t", "f", kind::TAGS).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_change_feed_names_what_changed() {
+        let (_d, s) = store();
+        for f in ["f", "g"] {
+            s.conn
+                .lock()
+                .unwrap()
+                .execute("INSERT INTO functions (tenant, name) VALUES ('t', ?1)", [f])
+                .unwrap();
+        }
+        let before = s.revision().unwrap();
+        let put =
+            |n: &'static str| move |_: Option<&str>, _: &FunctionView| Ok(Edit::Put(n.to_string()));
+        s.edit_resource(
+            "t",
+            "f",
+            kind::CONCURRENCY,
+            "",
+            &mut put(r#"{"ReservedConcurrentExecutions":2}"#),
+        )
+        .unwrap();
+        s.edit_resource(
+            "t",
+            "g",
+            kind::CONCURRENCY,
+            "",
+            &mut put(r#"{"ReservedConcurrentExecutions":3}"#),
+        )
+        .unwrap();
+        let changes = s.changes_after(before, 10).unwrap();
+        let seen: Vec<_> = changes
+            .iter()
+            .map(|c| (c.rev - before, c.kind.as_str(), c.key.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1, kind::CONCURRENCY, "f"), (2, kind::CONCURRENCY, "g")]
+        );
+        assert_eq!(s.changes_after(before, 1).unwrap().len(), 1);
+        let all = s.tenant_resources("t", kind::CONCURRENCY).unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(
+            s.tenant_resources("other", kind::CONCURRENCY)
+                .unwrap()
+                .is_empty()
+        );
     }
 }
