@@ -114,10 +114,12 @@ impl StemCell {
         memory_mb: u32,
         path: StartPath,
     ) -> Result<Sandbox, SandboxError> {
-        let failure = match self.specialize_steps(cfg, &req, memory_mb).await {
-            Ok(()) => None,
-            Err(e) => Some(e),
-        };
+        // 1.–3. Name, limits, spec.
+        if let Err(e) = self.specialize_steps(cfg, &req, memory_mb).await {
+            self.destroy().await;
+            return Err(e);
+        }
+        // 4. Follow the status pipe until the runtime is exec'd.
         let StemCell {
             listener,
             cgroups,
@@ -126,32 +128,23 @@ impl StemCell {
             status,
             output,
         } = self;
-        let failure = match failure {
-            Some(e) => e,
-            // 4. Follow the status pipe until the runtime is exec'd.
-            None => {
-                let handshake =
-                    tokio::time::timeout(spawn::START_TIMEOUT, spawn::handshake(status, stdin))
-                        .await;
-                match handshake {
-                    Ok(Ok(running)) => {
-                        return Ok(Sandbox {
-                            id: req.instance_id,
-                            runtime_api: listener,
-                            output,
-                            pid1: running.pid1,
-                            exited: super::watch_exit(child),
-                            pid1_fd: KillOnDrop(running.pidfd),
-                            cgroups,
-                            start_path: path,
-                        });
-                    }
-                    Ok(Err(e)) => e,
-                    Err(_) => {
-                        SandboxError::Helper(format!("no answer within {:?}", spawn::START_TIMEOUT))
-                    }
-                }
+        let handshake =
+            tokio::time::timeout(spawn::START_TIMEOUT, spawn::handshake(status, stdin)).await;
+        let failure = match handshake {
+            Ok(Ok(running)) => {
+                return Ok(Sandbox {
+                    id: req.instance_id,
+                    runtime_api: listener,
+                    output,
+                    pid1: running.pid1,
+                    exited: super::watch_exit(child),
+                    pid1_fd: KillOnDrop(running.pidfd),
+                    cgroups,
+                    start_path: path,
+                });
             }
+            Ok(Err(e)) => e,
+            Err(_) => SandboxError::Helper(format!("no answer within {:?}", spawn::START_TIMEOUT)),
         };
         let _ = child.start_kill();
         let _ = child.wait().await;
