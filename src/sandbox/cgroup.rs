@@ -259,7 +259,7 @@ fn write_limits(dir: &Path, limits: &[(&str, String, bool)]) -> Result<(), Sandb
             continue;
         }
         std::fs::write(&path, value).map_err(|e| {
-            SandboxError::Cgroup(format!("writing {value} to {}: {e}", path.display()))
+            SandboxError::Limits(format!("writing {value} to {}: {e}", path.display()))
         })?;
     }
     Ok(())

@@ -114,6 +114,8 @@ pub enum SandboxError {
     NetNs(String),
     #[error("cgroup: {0}")]
     Cgroup(String),
+    #[error("cgroup limits: {0}")]
+    Limits(String),
     #[error("starting the sandbox helper: {0}")]
     Spawn(String),
     #[error("sandbox helper failed: {0}")]
