@@ -78,6 +78,10 @@ pub struct AgentConfig {
     /// Keep instances warm for reuse. `false` stops every instance after its invocation, so
     /// each invoke is a cold start (for cold-start benchmarks).
     pub reuse_instances: bool,
+    /// Stem cells kept ready: prepared sandboxes (network namespace with the Runtime API
+    /// listener, cgroups, helper process) waiting for a spec. They are generic (the runtime
+    /// is part of the spec). 0 turns them off: every sandbox is built on the cold start.
+    pub stem_cells: usize,
 }
 
 /// Sizes of accepted input.
@@ -152,6 +156,7 @@ impl Default for AgentConfig {
             pids_max: 1024,
             init_timeout_secs: 10,
             reuse_instances: true,
+            stem_cells: 2,
         }
     }
 }
@@ -322,6 +327,9 @@ impl Config {
         }
         if a.init_timeout_secs == 0 {
             e.push("agent.init_timeout_secs: must be at least 1".into());
+        }
+        if a.stem_cells > 64 {
+            e.push("agent.stem_cells: must be 0..=64".into());
         }
         let l = &self.limits;
         if l.max_payload_bytes == 0 || l.max_payload_bytes > 64 * 1024 * 1024 {

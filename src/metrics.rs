@@ -47,6 +47,12 @@ pub struct FunctionOutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// How a sandbox was started: `stem_cell` or `fresh`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    pub path: &'static str,
+}
+
 /// Router metrics.
 pub struct RouterMetrics {
     /// Invocations by outcome: success, function_error, client_error, service_error.
@@ -101,6 +107,10 @@ pub struct AgentMetrics {
     pub idle_memory_mb_seconds: Counter<f64, AtomicU64>,
     /// Time an invocation waited for an instance (cold start or warm handoff), seconds.
     pub start_delay: Histogram,
+    /// Sandboxes started, by path (from a stem cell or fresh).
+    pub sandbox_starts: Family<PathLabel, Counter>,
+    /// Stem cells ready now.
+    pub stem_cells_ready: Gauge,
 }
 
 impl Default for RouterMetrics {
@@ -139,6 +149,8 @@ impl Default for AgentMetrics {
             code_cache_bytes: Gauge::default(),
             idle_memory_mb_seconds: Counter::default(),
             start_delay: latency_histogram(),
+            sandbox_starts: Family::default(),
+            stem_cells_ready: Gauge::default(),
         }
     }
 }
@@ -249,6 +261,16 @@ impl Metrics {
             "start_delay_seconds",
             "Time an invocation waited for an instance",
             agent.start_delay.clone(),
+        );
+        a.register(
+            "sandbox_starts",
+            "Sandboxes started, by path: stem_cell (prepared ahead) or fresh",
+            agent.sandbox_starts.clone(),
+        );
+        a.register(
+            "stem_cells_ready",
+            "Stem cells prepared and waiting for a spec",
+            agent.stem_cells_ready.clone(),
         );
         Metrics {
             registry: Mutex::new(registry),

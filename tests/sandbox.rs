@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hearth::sandbox::{
-    CgroupVersion, DriverConfig, ExitReason, ProcessDriver, Sandbox, SandboxError, SandboxSpec,
+    CgroupVersion, DriverConfig, ExitReason, ProcessDriver, STEM_CELL_PREFIX, Sandbox,
+    SandboxError, SandboxSpec, StartPath,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -77,6 +78,34 @@ impl Harness {
             .join(controller)
             .join(&self.cfg.cgroup_prefix)
             .join(id)
+    }
+
+    /// Waiting stem cells' cgroup directories (every controller).
+    fn stem_dirs(&self) -> Vec<PathBuf> {
+        ["memory", "pids", "cpu"]
+            .iter()
+            .flat_map(|c| {
+                std::fs::read_dir(self.cgroup_dir(c, ""))
+                    .into_iter()
+                    .flatten()
+            })
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(STEM_CELL_PREFIX)
+            })
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// Waits until `n` stem cells are ready.
+    async fn wait_cells(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.driver.stem_cells_ready() != n {
+            assert!(Instant::now() < deadline, "stem cells never reached {n}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn assert_cgroups_gone(&self, id: &str) {
@@ -376,4 +405,67 @@ async fn create_timing() {
         sandbox.destroy().await.unwrap();
     }
     println!("mean create: {:?} over {n}", total / n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stem_cells_are_specialized_refilled_and_destroyed_at_stop() {
+    let h = Harness::new();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    h.driver
+        .start_stem_cells(2, move |n| log.lock().unwrap().push(n));
+    h.wait_cells(2).await;
+    assert_eq!(h.stem_dirs().len(), 6, "two cells × memory, pids, cpu");
+    let spec = h.spec("from-cell", &["/bin/sh", "-c", "exit 7"]);
+    let sandbox = h.driver.create(spec).await.unwrap();
+    assert_eq!(sandbox.start_path, StartPath::StemCell);
+    // The cell's cgroups became the instance's, with its limits.
+    let limit = h
+        .cgroup_dir("memory", "from-cell")
+        .join("memory.limit_in_bytes");
+    assert_eq!(
+        std::fs::read_to_string(limit).unwrap().trim(),
+        (128u64 << 20).to_string()
+    );
+    let pids = h.cgroup_dir("pids", "from-cell").join("pids.max");
+    assert_eq!(std::fs::read_to_string(pids).unwrap().trim(), "64");
+    assert_eq!(wait_exit(&sandbox).await, ExitReason::Exited(7));
+    sandbox.destroy().await.unwrap();
+    h.assert_cgroups_gone("from-cell");
+    h.wait_cells(2).await;
+    h.driver.stop_stem_cells().await;
+    assert_eq!(h.stem_dirs(), Vec::<PathBuf>::new());
+    assert_eq!(h.driver.stem_cells_ready(), 0);
+    assert_eq!(
+        seen.lock().unwrap().last(),
+        Some(&0),
+        "the gauge heard the stop"
+    );
+    // Stopped: every create is fresh.
+    let sandbox = h
+        .driver
+        .create(h.spec("fresh", &["/bin/true"]))
+        .await
+        .unwrap();
+    assert_eq!(sandbox.start_path, StartPath::Fresh);
+    assert_eq!(wait_exit(&sandbox).await, ExitReason::Exited(0));
+    sandbox.destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_driver_reaps_waiting_stem_cells_of_a_previous_run() {
+    let h = Harness::new();
+    h.driver.start_stem_cells(2, |_| {});
+    h.wait_cells(2).await;
+    let waiting = h.stem_dirs();
+    assert_eq!(waiting.len(), 6);
+    // As if the agent had been killed with cells waiting: the next start reaps them (a
+    // cgroup is removed only once its processes are gone).
+    let _second = ProcessDriver::new(h.cfg.clone()).unwrap();
+    let left: Vec<&PathBuf> = waiting.iter().filter(|d| d.exists()).collect();
+    assert_eq!(left, Vec::<&PathBuf>::new(), "waiting cells survived");
+    // The first driver notices its dead cells (and may prepare new ones); stopping it
+    // destroys whatever it holds.
+    h.driver.stop_stem_cells().await;
+    assert_eq!(h.stem_dirs(), Vec::<PathBuf>::new());
 }

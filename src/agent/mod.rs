@@ -168,6 +168,10 @@ impl Agent {
             helper_exe: std::env::current_exe()?,
             rootfs_mountpoint: rootfs,
         })?;
+        let ready = metrics.agent.stem_cells_ready.clone();
+        driver.start_stem_cells(a.stem_cells, move |n| {
+            ready.set(n as i64);
+        });
         let settings = Settings {
             runtimes_dir: cfg.runtimes.dir.clone(),
             python: cfg.runtimes.python.clone(),
@@ -275,6 +279,7 @@ impl Agent {
         for inst in self.pools.drain_all() {
             self.retire(inst).await;
         }
+        self.driver.stop_stem_cells().await;
         self.driver.cleanup();
     }
 
@@ -467,7 +472,13 @@ impl Agent {
             .observe(t.elapsed().as_secs_f64());
         self.step("sandbox", t);
         let sandbox = match created {
-            Ok(s) => s,
+            Ok(s) => {
+                let path = crate::metrics::PathLabel {
+                    path: s.start_path.as_str(),
+                };
+                self.metrics.agent.sandbox_starts.get_or_create(&path).inc();
+                s
+            }
             Err(SandboxError::Exec(msg)) => return Err(Started::BadEntrypoint(msg)),
             Err(e) => return Err(fail(e.to_string())),
         };

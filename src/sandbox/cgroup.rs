@@ -147,19 +147,18 @@ fn parse_oom_kill(text: &str) -> u64 {
 }
 
 impl InstanceCgroups {
-    /// Creates the instance's cgroups and writes their limits; undoes itself on failure.
+    /// Creates the cgroups named `name` (no limits yet); undoes itself on failure.
     pub fn create(
         cfg: &DriverConfig,
         version: CgroupVersion,
-        id: &str,
-        memory_mb: u32,
+        name: &str,
     ) -> Result<Self, SandboxError> {
         let mut made = InstanceCgroups {
             version,
             dirs: Vec::new(),
         };
-        for (index, prefix) in prefix_dirs(cfg, version).into_iter().enumerate() {
-            let dir = prefix.join(id);
+        for prefix in prefix_dirs(cfg, version) {
+            let dir = prefix.join(name);
             if let Err(e) = std::fs::create_dir(&dir) {
                 made.rmdir_all();
                 return Err(SandboxError::Cgroup(format!(
@@ -167,13 +166,35 @@ impl InstanceCgroups {
                     dir.display()
                 )));
             }
-            made.dirs.push(dir.clone());
-            if let Err(e) = write_limits(&dir, &limits(version, index, cfg, memory_mb)) {
-                made.rmdir_all();
-                return Err(e);
-            }
+            made.dirs.push(dir);
         }
         Ok(made)
+    }
+
+    /// The cgroups' directory name.
+    pub fn name(&self) -> Option<&str> {
+        self.dirs.first()?.file_name()?.to_str()
+    }
+
+    /// Renames every directory to `name` (a stem cell becomes its instance); processes
+    /// inside stay where they are.
+    pub fn rename(&mut self, name: &str) -> Result<(), SandboxError> {
+        for dir in &mut self.dirs {
+            let to = dir.with_file_name(name);
+            std::fs::rename(&*dir, &to).map_err(|e| {
+                SandboxError::Cgroup(format!("rename {} to {name}: {e}", dir.display()))
+            })?;
+            *dir = to;
+        }
+        Ok(())
+    }
+
+    /// Writes the memory, pids and cpu limits of an instance of `memory_mb`.
+    pub fn set_limits(&self, cfg: &DriverConfig, memory_mb: u32) -> Result<(), SandboxError> {
+        for (index, dir) in self.dirs.iter().enumerate() {
+            write_limits(dir, &limits(self.version, index, cfg, memory_mb))?;
+        }
+        Ok(())
     }
 
     /// How many processes the kernel's OOM killer has killed in this instance (v1:
@@ -238,7 +259,7 @@ fn write_limits(dir: &Path, limits: &[(&str, String, bool)]) -> Result<(), Sandb
             continue;
         }
         std::fs::write(&path, value).map_err(|e| {
-            SandboxError::Cgroup(format!("writing {value} to {}: {e}", path.display()))
+            SandboxError::Limits(format!("writing {value} to {}: {e}", path.display()))
         })?;
     }
     Ok(())
@@ -434,7 +455,10 @@ mod tests {
             enabled
         );
 
-        let cg = InstanceCgroups::create(&cfg, v, "i1", 512).unwrap();
+        let mut cg = InstanceCgroups::create(&cfg, v, "stem.1").unwrap();
+        cg.rename("i1").unwrap();
+        cg.set_limits(&cfg, 512).unwrap();
+        assert!(!prefix.join("stem.1").exists());
         let inst = prefix.join("i1");
         let read = |f: &str| std::fs::read_to_string(inst.join(f)).unwrap();
         assert_eq!(read("memory.max"), (512u64 << 20).to_string());

@@ -3,7 +3,8 @@
 //!
 //! Three processes, each with one linear setup function:
 //! - the **helper** ([`helper`]): joins cgroups and the network namespace, unshares pid,
-//!   mount, ipc and uts, forks pid 1, reports its pid, waits for it, exits like the runtime;
+//!   mount, ipc and uts, reports `ready` (a stem cell, see stemcell.rs), reads the spec,
+//!   forks pid 1, reports its pid, waits for it, exits like the runtime;
 //! - **pid 1** ([`pid1_setup`]): builds the root filesystem, forks the runtime, then reaps
 //!   every process of the namespace and, once the runtime is gone, kills the rest;
 //! - the **runtime** ([`runtime_exec`]): drops to the sandbox uid and every privilege, execs.
@@ -24,7 +25,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, execve, pipe2, setgroups, setresgid, setresuid};
 
 use super::ExitReason;
-use super::protocol::{InitRequest, Status, decode_end, encode_end};
+use super::protocol::{InitRequest, Prepare, Status, decode_end, encode_end};
 use super::rootfs::{self, RootfsError};
 use super::seccomp;
 use super::sys;
@@ -39,6 +40,8 @@ pub enum InitError {
     Usage,
     #[error("parent-death signal: {0}")]
     DeathSignal(Errno),
+    #[error("reading the preparation from stdin: {0}")]
+    Prepare(String),
     #[error("reading the spec from stdin: {0}")]
     Spec(String),
     #[error("joining cgroup {0}: {1}")]
@@ -137,23 +140,25 @@ fn fail(reporter: &mut Reporter, err: &InitError) -> ! {
     std::process::exit(127)
 }
 
-/// The helper: from a plain child of the agent to a waiting parent of the sandbox's pid 1.
+/// The helper: from a plain child of the agent to a prepared stem cell (waiting for its
+/// spec), then to a waiting parent of the sandbox's pid 1.
 fn helper(reporter: &mut Reporter) -> Result<ExitReason, InitError> {
     // Die with the agent (more exactly: with the agent thread that spawned us).
     prctl::set_pdeathsig(Signal::SIGKILL).map_err(InitError::DeathSignal)?;
     // Never dump core when re-raising the runtime's fatal signal.
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
-    // The spec: one JSON line; stdin stays open as the agent's "go" (see protocol.rs).
+    // The preparation: one JSON line naming the cell's cgroups and network namespace.
     let mut stdin = BufReader::new(std::io::stdin().lock());
-    let req = read_request(&mut stdin)?;
-    // Join the instance cgroups, so that everything forked from now on is accounted there.
-    for procs in &req.cgroup_procs {
+    let prep: Prepare = read_line(&mut stdin).map_err(InitError::Prepare)?;
+    // Join the cell's cgroups, so that everything forked from now on is accounted there
+    // (the agent writes their limits when it specializes the cell).
+    for procs in &prep.cgroup_procs {
         let pid = std::process::id().to_string();
         std::fs::write(procs, pid).map_err(|e| InitError::JoinCgroup(procs.clone(), e))?;
     }
     // Enter the network namespace the agent prepared (lo up, Runtime API bound).
     let netns =
-        sys::take_inherited_fd(req.netns_fd).map_err(|e| InitError::JoinNetns(e.to_string()))?;
+        sys::take_inherited_fd(prep.netns_fd).map_err(|e| InitError::JoinNetns(e.to_string()))?;
     setns(&netns, CloneFlags::CLONE_NEWNET).map_err(|e| InitError::JoinNetns(e.to_string()))?;
     drop(netns);
     // New pid (for our children), mount, ipc and uts namespaces.
@@ -162,6 +167,10 @@ fn helper(reporter: &mut Reporter) -> Result<ExitReason, InitError> {
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWUTS;
     unshare(flags).map_err(InitError::Unshare)?;
+    // A stem cell now: say so, and wait for the spec (one JSON line; stdin then stays open
+    // as the agent's "go", see protocol.rs).
+    reporter.send(&Status::Ready).map_err(InitError::Report)?;
+    let req: InitRequest = read_line(&mut stdin).map_err(InitError::Spec)?;
     // Fork pid 1; it tells us how the runtime ended on a private pipe, and checks through a
     // pidfd of ours that we did not die before its parent-death signal was armed.
     let (end_r, end_w) = pipe2(OFlag::O_CLOEXEC).map_err(InitError::Pipe)?;
@@ -183,12 +192,14 @@ fn helper(reporter: &mut Reporter) -> Result<ExitReason, InitError> {
     wait_pid1(pid1, end_r)
 }
 
-fn read_request(stdin: &mut impl BufRead) -> Result<InitRequest, InitError> {
+/// One JSON line from stdin (end of file is an error: the agent gave up on us).
+fn read_line<T: serde::de::DeserializeOwned>(stdin: &mut impl BufRead) -> Result<T, String> {
     let mut line = String::new();
-    stdin
-        .read_line(&mut line)
-        .map_err(|e| InitError::Spec(e.to_string()))?;
-    serde_json::from_str(&line).map_err(|e| InitError::Spec(e.to_string()))
+    match stdin.read_line(&mut line) {
+        Ok(0) => Err("end of file".into()),
+        Ok(_) => serde_json::from_str(&line).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Waits for pid 1 and returns how the runtime ended (pid 1's own death if it was killed).

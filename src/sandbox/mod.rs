@@ -1,9 +1,11 @@
 //! Sandboxes: the `process` driver (a jailed process, DESIGN.md "Sandbox construction").
 //!
-//! The agent asks [`ProcessDriver::create`] for a sandbox; the driver prepares a network
-//! namespace with `lo` up and the Runtime API listener bound at `127.0.0.1:9001` inside it,
-//! a cgroup (memory limit, pids.max), then starts `hearth sandbox-init` which builds the
-//! allow-listed root and execs the runtime as an unprivileged uid.
+//! The agent asks [`ProcessDriver::create`] for a sandbox. The driver takes a *stem cell*
+//! (stemcell.rs): a network namespace with `lo` up and the Runtime API listener bound at
+//! `127.0.0.1:9001` inside it, cgroups, and `hearth sandbox-init` joined to both and waiting
+//! for its spec; prepared ahead of demand when one is ready, on the spot otherwise. It then
+//! specializes the cell: writes the limits (memory, pids, cpu) and sends the spec, with which
+//! the helper builds the allow-listed root and execs the runtime as an unprivileged uid.
 
 mod cgroup;
 mod init;
@@ -12,6 +14,7 @@ mod protocol;
 mod rootfs;
 mod seccomp;
 mod spawn;
+mod stemcell;
 mod sys;
 mod validate;
 
@@ -27,6 +30,7 @@ pub use init::InitError;
 pub use netns::RUNTIME_API_ADDR;
 pub use rootfs::SANDBOX_USER;
 pub use seccomp::{POLICY as SECCOMP_POLICY, PolicyError};
+pub use stemcell::STEM_CELL_PREFIX;
 
 /// What to run in one sandbox.
 #[derive(Debug, Clone)]
@@ -66,6 +70,25 @@ pub struct DriverConfig {
     pub rootfs_mountpoint: PathBuf,
 }
 
+/// How a sandbox was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPath {
+    /// From a stem cell prepared ahead of demand.
+    StemCell,
+    /// Prepared on the spot (no ready cell, or stem cells off).
+    Fresh,
+}
+
+impl StartPath {
+    /// The metric label: `stem_cell` or `fresh`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartPath::StemCell => "stem_cell",
+            StartPath::Fresh => "fresh",
+        }
+    }
+}
+
 /// Why a sandbox's runtime ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
@@ -91,6 +114,8 @@ pub enum SandboxError {
     NetNs(String),
     #[error("cgroup: {0}")]
     Cgroup(String),
+    #[error("cgroup limits: {0}")]
+    Limits(String),
     #[error("starting the sandbox helper: {0}")]
     Spawn(String),
     #[error("sandbox helper failed: {0}")]
@@ -130,6 +155,8 @@ pub struct Sandbox {
     /// Becomes `Some` once the runtime (and so the sandbox) has ended.
     pub exited: tokio::sync::watch::Receiver<Option<ExitReason>>,
     /// pidfd of pid 1 (kills through it cannot hit a reused pid); kills on drop.
+    /// Whether it came from a stem cell.
+    pub start_path: StartPath,
     pid1_fd: KillOnDrop,
     cgroups: InstanceCgroups,
 }
@@ -183,6 +210,8 @@ pub struct ProcessDriver {
     seccomp: seccomp::CompiledPolicy,
     /// cgroup v1 or v2, detected at start.
     cgroups: CgroupVersion,
+    /// Stem cells kept ready (none until [`ProcessDriver::start_stem_cells`]).
+    stem_cells: stemcell::StemCells,
 }
 
 impl ProcessDriver {
@@ -205,7 +234,31 @@ impl ProcessDriver {
             cfg,
             seccomp,
             cgroups,
+            stem_cells: Default::default(),
         })
+    }
+
+    /// Keeps `count` stem cells ready from now on, refilled in the background; `on_change`
+    /// hears the number of ready cells. Call once, from a task inside the tokio runtime (the
+    /// refill task spawns helpers, whose parent-death signal is tied to a worker thread).
+    pub fn start_stem_cells(
+        &self,
+        count: usize,
+        on_change: impl Fn(usize) + Send + Sync + 'static,
+    ) {
+        let (cfg, version) = (self.cfg.clone(), self.cgroups);
+        self.stem_cells
+            .start(cfg, version, count, Box::new(on_change));
+    }
+
+    /// Stem cells ready now.
+    pub fn stem_cells_ready(&self) -> usize {
+        self.stem_cells.ready()
+    }
+
+    /// Stops refilling and destroys the ready stem cells (at shutdown, before [`Self::cleanup`]).
+    pub async fn stop_stem_cells(&self) {
+        self.stem_cells.stop().await;
     }
 
     /// Builds a sandbox and starts its runtime. Returns once the runtime process is exec'd
@@ -217,30 +270,23 @@ impl ProcessDriver {
     /// parent-death signal fires when the *thread* that spawned it ends.
     pub async fn create(&self, spec: SandboxSpec) -> Result<Sandbox, SandboxError> {
         validate::spec(&spec)?;
-        let net = netns::create().await?;
-        let cgroups =
-            InstanceCgroups::create(&self.cfg, self.cgroups, &spec.instance_id, spec.memory_mb)?;
-        let req = self.request(&spec, &cgroups);
-        match start(&self.cfg.helper_exe, req, net.fd).await {
-            Ok((running, output, exited)) => Ok(Sandbox {
-                id: spec.instance_id,
-                runtime_api: net.listener,
-                output,
-                pid1: running.pid1,
-                exited,
-                pid1_fd: KillOnDrop(running.pidfd),
-                cgroups,
-            }),
-            Err(e) => {
-                if let Err(left) = cgroups.remove().await {
-                    tracing::warn!(error = %left, "cleaning up after a failed sandbox start");
-                }
-                Err(e)
-            }
+        let req = self.request(&spec);
+        if let Some(cell) = self.stem_cell_for(&spec) {
+            cell.specialize(&self.cfg, req, spec.memory_mb, StartPath::StemCell)
+                .await
+        } else {
+            let cell = stemcell::prepare(&self.cfg, self.cgroups, &spec.instance_id).await?;
+            cell.specialize(&self.cfg, req, spec.memory_mb, StartPath::Fresh)
+                .await
         }
     }
 
-    fn request(&self, spec: &SandboxSpec, cgroups: &InstanceCgroups) -> InitRequest {
+    /// The one place that decides whether `spec` may start from a ready stem cell.
+    fn stem_cell_for(&self, _spec: &SandboxSpec) -> Option<stemcell::StemCell> {
+        self.stem_cells.take()
+    }
+
+    fn request(&self, spec: &SandboxSpec) -> InitRequest {
         InitRequest {
             instance_id: spec.instance_id.clone(),
             code_dir: spec.code_dir.clone(),
@@ -251,8 +297,6 @@ impl ProcessDriver {
             uid: self.cfg.uid,
             gid: self.cfg.gid,
             rootfs_mountpoint: self.cfg.rootfs_mountpoint.clone(),
-            cgroup_procs: cgroups.procs_files(),
-            netns_fd: -1, // set by spawn::start
             seccomp: self.seccomp.clone(),
         }
     }
@@ -271,31 +315,6 @@ impl ProcessDriver {
 }
 
 type Exited = tokio::sync::watch::Receiver<Option<ExitReason>>;
-
-/// Spawns the helper, follows it until the runtime is exec'd, then watches it in a task.
-/// On failure the helper (and so its pid namespace) is killed and reaped.
-async fn start(
-    helper_exe: &std::path::Path,
-    req: InitRequest,
-    netns: OwnedFd,
-) -> Result<(spawn::Running, OwnedFd, Exited), SandboxError> {
-    let spawn::Started {
-        mut child,
-        stdin,
-        status,
-        output,
-    } = spawn::start(helper_exe, req, netns).await?;
-    let handshake =
-        tokio::time::timeout(spawn::START_TIMEOUT, spawn::handshake(status, stdin)).await;
-    let failure = match handshake {
-        Ok(Ok(running)) => return Ok((running, output, watch_exit(child))),
-        Ok(Err(e)) => e,
-        Err(_) => SandboxError::Helper(format!("no answer within {:?}", spawn::START_TIMEOUT)),
-    };
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    Err(failure)
-}
 
 /// Waits for the helper in a task and publishes how the runtime ended.
 fn watch_exit(mut child: tokio::process::Child) -> Exited {

@@ -1,5 +1,6 @@
-//! Agent side of `hearth sandbox-init`: start the helper, hand it the spec and descriptors,
-//! follow the status pipe until the runtime is exec'd (protocol.rs).
+//! Agent side of `hearth sandbox-init`: start the helper with its cgroups and network
+//! namespace, wait until it is ready, hand it the spec, follow the status pipe until the
+//! runtime is exec'd (protocol.rs).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
@@ -10,18 +11,21 @@ use nix::unistd::pipe2;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
-use super::protocol::{InitRequest, Status};
+use super::protocol::{InitRequest, Prepare, Status};
 use super::sys;
 use super::{ExitReason, SandboxError};
 
 /// How long a helper may take from spawn to exec of the runtime before it is given up on.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A helper that has started (not necessarily finished) building its sandbox.
+/// The status pipe, line by line.
+pub(crate) type StatusLines = tokio::io::Lines<BufReader<tokio::net::unix::pipe::Receiver>>;
+
+/// A helper that has started (not necessarily finished) preparing itself.
 pub(crate) struct Started {
     pub child: Child,
     pub stdin: ChildStdin,
-    pub status: tokio::net::unix::pipe::Receiver,
+    pub status: StatusLines,
     /// Read end of the runtime's stdout+stderr pipe (non-blocking).
     pub output: OwnedFd,
 }
@@ -37,17 +41,17 @@ fn spawn_err(step: &str, e: impl std::fmt::Display) -> SandboxError {
 }
 
 /// Spawns `helper_exe sandbox-init <status-fd>` with the output pipe on stdout and stderr,
-/// the status pipe and `netns` inherited, and the request as a JSON line on stdin.
+/// the status pipe and `netns` inherited, and the preparation as a JSON line on stdin.
 pub(crate) async fn start(
     helper_exe: &std::path::Path,
-    mut req: InitRequest,
+    mut prep: Prepare,
     netns: OwnedFd,
 ) -> Result<Started, SandboxError> {
     let (output_r, output_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| spawn_err("output pipe", e))?;
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| spawn_err("status pipe", e))?;
     fcntl(&output_r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
         .map_err(|e| spawn_err("output pipe", e))?;
-    req.netns_fd = netns.as_raw_fd();
+    prep.netns_fd = netns.as_raw_fd();
     let output_w2 = output_w
         .try_clone()
         .map_err(|e| spawn_err("output pipe", e))?;
@@ -70,30 +74,62 @@ pub(crate) async fn start(
         .stdin
         .take()
         .ok_or_else(|| spawn_err("helper stdin", "missing"))?;
-    let mut line = serde_json::to_vec(&req).map_err(|e| spawn_err("encoding the spec", e))?;
-    line.push(b'\n');
-    if let Err(e) = stdin.write_all(&line).await {
-        // The helper died early; its status pipe says why.
-        tracing::debug!(error = %e, "writing the spec to sandbox-init");
-    }
+    send_line(&mut stdin, &prep).await?;
     Ok(Started {
         child,
         stdin,
-        status,
+        status: BufReader::new(status).lines(),
         output: output_r,
     })
+}
+
+/// Writes one JSON line to the helper. A helper that died cannot read it: its status pipe
+/// says why, so a write error is only logged.
+async fn send_line(
+    stdin: &mut ChildStdin,
+    msg: &impl serde::Serialize,
+) -> Result<(), SandboxError> {
+    let mut line = serde_json::to_vec(msg).map_err(|e| spawn_err("encoding for the helper", e))?;
+    line.push(b'\n');
+    if let Err(e) = stdin.write_all(&line).await {
+        tracing::debug!(error = %e, "writing to sandbox-init");
+    }
+    Ok(())
+}
+
+/// Waits for the helper's `ready`: it joined its cgroups and network namespace.
+pub(crate) async fn ready(status: &mut StatusLines) -> Result<(), SandboxError> {
+    let line = status
+        .next_line()
+        .await
+        .map_err(|e| SandboxError::Helper(format!("status pipe: {e}")))?;
+    match line.as_deref().map(Status::decode) {
+        Some(Some(Status::Ready)) => Ok(()),
+        Some(Some(Status::Fail(msg))) => Err(SandboxError::Helper(msg)),
+        None => Err(SandboxError::Helper("exited before it was ready".into())),
+        Some(_) => Err(SandboxError::Helper(format!(
+            "unexpected status line {line:?}"
+        ))),
+    }
+}
+
+/// Hands a ready helper its spec.
+pub(crate) async fn send_spec(
+    stdin: &mut ChildStdin,
+    req: &InitRequest,
+) -> Result<(), SandboxError> {
+    send_line(stdin, req).await
 }
 
 /// Follows the status pipe to its end: takes a pidfd of pid 1 as soon as its pid arrives
 /// (then closes stdin, the helper's "go"), and returns once the runtime was exec'd.
 pub(crate) async fn handshake(
-    status: tokio::net::unix::pipe::Receiver,
+    mut lines: StatusLines,
     stdin: ChildStdin,
 ) -> Result<Running, SandboxError> {
     let mut stdin = Some(stdin);
     let mut pid1 = None;
     let mut failure = None;
-    let mut lines = BufReader::new(status).lines();
     while let Some(line) = lines
         .next_line()
         .await

@@ -335,28 +335,61 @@ impl Hearth {
         );
     }
 
-    /// Live sandboxes of this server (its instance cgroups).
+    /// Live sandboxes of this server (its instance cgroups; waiting stem cells excluded).
     pub fn instance_count(&self) -> usize {
+        self.cgroup_dirs(false).len()
+    }
+
+    /// Host processes that belong to this server's sandboxes (via its cgroups; the helpers
+    /// of waiting stem cells excluded).
+    pub fn sandbox_pids(&self) -> Vec<i32> {
+        self.cgroup_dirs(false)
+            .iter()
+            .flat_map(|d| procs_of(d))
+            .collect()
+    }
+
+    /// Helper processes of this server's waiting stem cells.
+    pub fn stem_cell_pids(&self) -> Vec<i32> {
+        self.cgroup_dirs(true)
+            .iter()
+            .flat_map(|d| procs_of(d))
+            .collect()
+    }
+
+    /// This server's instance cgroups in the pids hierarchy (`stem`: the waiting stem cells'
+    /// instead).
+    fn cgroup_dirs(&self, stem: bool) -> Vec<PathBuf> {
         let root = PathBuf::from("/sys/fs/cgroup/pids").join(&self.prefix);
         std::fs::read_dir(root)
             .into_iter()
             .flatten()
             .flatten()
             .filter(|e| e.path().is_dir())
-            .count()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(hearth::sandbox::STEM_CELL_PREFIX) == stem
+            })
+            .map(|e| e.path())
+            .collect()
     }
 
-    /// Host processes that belong to this server's sandboxes (via its cgroups).
-    pub fn sandbox_pids(&self) -> Vec<i32> {
-        let root = PathBuf::from("/sys/fs/cgroup/pids").join(&self.prefix);
-        let mut pids = vec![];
-        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path().join("cgroup.procs")) {
-                pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-            }
-        }
-        pids
+    /// Whether any cgroup of this server's prefix is left (after it stopped).
+    pub fn cgroups_left(&self) -> Vec<PathBuf> {
+        ["memory", "pids", "cpu"]
+            .iter()
+            .map(|c| PathBuf::from("/sys/fs/cgroup").join(c).join(&self.prefix))
+            .filter(|d| d.exists())
+            .collect()
     }
+}
+
+fn procs_of(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .collect()
 }
 
 impl Drop for Hearth {
