@@ -3,7 +3,9 @@
 
 pub mod http;
 pub mod invoke;
+pub mod quic;
 pub mod resolve;
+pub mod tls;
 
 use crate::agent::{AgentClient, InvokeRequest, InvokeResponse};
 use crate::api::ApiError;
@@ -13,12 +15,21 @@ use ::http::{HeaderValue, Request, Response, StatusCode};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use invoke::InvocationType;
 use std::sync::Arc;
 use std::time::Instant;
 
 type Resp = Response<Full<Bytes>>;
+
+/// The request body every listener hands the router (h1/h2 `Incoming`, h3 streams), boxed
+/// once at the listener so the router is body-agnostic.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Boxes a hyper (h1/h2) request body into [`Body`].
+pub fn boxed(req: Request<hyper::body::Incoming>) -> Request<Body> {
+    req.map(|b| b.map_err(BoxError::from).boxed_unsync())
+}
 
 /// Bytes of an oversized body read and dropped before answering 413.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
@@ -93,7 +104,7 @@ impl Router {
     }
 
     /// Handles one request through every phase; never fails (errors become responses).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Resp {
+    pub async fn handle(self: Arc<Self>, req: Request<Body>) -> Resp {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().clone();
@@ -142,7 +153,7 @@ impl Router {
         resp
     }
 
-    async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    async fn read_body(req: Request<Body>, limit: usize) -> Result<Bytes, ApiError> {
         let declared = req
             .headers()
             .get("content-length")
@@ -174,7 +185,7 @@ impl Router {
         Ok(buf.freeze())
     }
 
-    async fn management(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    async fn management(&self, req: Request<Body>) -> Result<Resp, ApiError> {
         let action = Action::parse(
             req.method(),
             req.uri().path(),
@@ -253,7 +264,7 @@ impl Router {
 
     async fn invoke(
         &self,
-        req: Request<Incoming>,
+        req: Request<Body>,
         name: &str,
         request_id: &str,
     ) -> Result<Resp, ApiError> {
