@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 
 /// Largest encoded header section of a request (SETTINGS_MAX_FIELD_SECTION_SIZE); larger
 /// ones are refused by h3.
-pub const MAX_HEADER_BYTES: u64 = 64 * 1024;
+pub const MAX_HEADER_BYTES: u64 = super::http::MAX_HEADER_BYTES as u64;
 /// Most header fields in a request.
 pub const MAX_HEADERS: usize = 128;
 /// Per-stream receive window: a 6 MB payload plus headroom in flight without stalls.
@@ -106,11 +106,11 @@ where
     // A server's into_0rtt always succeeds; `accepted` resolves once the handshake completes.
     let conn = match connecting.into_0rtt() {
         Ok((conn, accepted)) => {
+            let watched = conn.clone();
             tokio::spawn(async move {
-                if tokio::time::timeout(HANDSHAKE_TIMEOUT, accepted)
-                    .await
-                    .unwrap_or(false)
-                {
+                // Resolves (true only if 0-RTT was used) on completion or on close.
+                let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, accepted).await;
+                if done.is_ok() && watched.close_reason().is_none() {
                     let _ = confirmed_tx.send(true);
                 }
             });
@@ -126,6 +126,9 @@ where
     };
     let h3 = h3::server::builder()
         .max_field_section_size(MAX_HEADER_BYTES)
+        // A grease frame after the last DATA frame hides the end of the response from some
+        // clients (aioquic 1.2 never reports the stream as ended).
+        .send_grease(false)
         .build::<_, Bytes>(h3_quinn::Connection::new(conn))
         .await;
     let mut h3 = match h3 {
