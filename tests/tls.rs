@@ -565,3 +565,30 @@ fn hostile_input_leaves_the_listeners_serving() {
     let r = h3_send(addr, &ca, &[not_found]);
     assert_eq!(r[0].as_ref().unwrap().status, 404, "{}", h.log());
 }
+
+#[test]
+fn shutdown_drains_in_flight_h2_and_h3_requests() {
+    let mut h = Hearth::start_with(TLS_DEV);
+    h.deploy(
+        "slow",
+        "python3.11",
+        "hello.handler",
+        &example("hello-py"),
+        &["--timeout", "30"],
+    );
+    assert_eq!(h.invoke("slow", "{}").status, 200);
+    let (addr, ca) = (tls_addr(&h), dev_cert(&h));
+    let slow = invoke("slow", br#"{"sleep": 3}"#);
+    let (ca2, slow2) = (ca.clone(), slow.clone());
+    let over_h2 = std::thread::spawn(move || {
+        rt().block_on(async { tls_connect(addr, &ca2, Proto::H2).await.send(&slow2).await })
+    });
+    let over_h3 = std::thread::spawn(move || h3_send(addr, &ca, &[slow]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = h.stop();
+    let r2 = over_h2.join().unwrap();
+    assert_eq!(r2.status, 200, "{}", r2.text());
+    let r3 = over_h3.join().unwrap().remove(0).expect("h3 answer");
+    assert_eq!(r3.status, 200, "{}", r3.text());
+    assert!(status.success(), "exit {status}\n{}", h.log());
+}
