@@ -262,6 +262,20 @@ fn h3_python() -> PathBuf {
 
 /// Sends `reqs` one after another on one HTTP/3 connection; `Err` per failed request.
 fn h3_send(addr: SocketAddr, ca_pem: &Path, reqs: &[Req]) -> Vec<Result<Resp, String>> {
+    h3_send_mode(addr, ca_pem, reqs, false)
+        .into_iter()
+        .map(|r| r.map(|(resp, _)| resp))
+        .collect()
+}
+
+/// Like [`h3_send`]; with `zero_rtt`, on a resumed connection as 0-RTT early data. Each answer
+/// says whether the server accepted early data.
+fn h3_send_mode(
+    addr: SocketAddr,
+    ca_pem: &Path,
+    reqs: &[Req],
+    zero_rtt: bool,
+) -> Vec<Result<(Resp, bool), String>> {
     let json: Vec<_> = reqs
         .iter()
         .map(|r| {
@@ -276,6 +290,7 @@ fn h3_send(addr: SocketAddr, ca_pem: &Path, reqs: &[Req]) -> Vec<Result<Resp, St
         .arg(repo().join("tests/h3_client.py"))
         .args(["127.0.0.1", &addr.port().to_string()])
         .arg(ca_pem)
+        .args(zero_rtt.then_some("0rtt"))
         .stdin(std::fs::File::open(input.path()).unwrap())
         .output()
         .unwrap();
@@ -299,11 +314,12 @@ fn h3_send(addr: SocketAddr, ca_pem: &Path, reqs: &[Req]) -> Vec<Result<Resp, St
                     http::HeaderValue::from_str(h[1].as_str().unwrap()).unwrap(),
                 );
             }
-            Ok(Resp {
+            let resp = Resp {
                 status: a["status"].as_u64().unwrap() as u16,
                 headers,
                 body: unb64(a["body_b64"].as_str().unwrap()),
-            })
+            };
+            Ok((resp, a["early_data_accepted"].as_bool().unwrap_or(false)))
         })
         .collect()
 }
@@ -591,4 +607,34 @@ fn shutdown_drains_in_flight_h2_and_h3_requests() {
     let r3 = over_h3.join().unwrap().remove(0).expect("h3 answer");
     assert_eq!(r3.status, 200, "{}", r3.text());
     assert!(status.success(), "exit {status}\n{}", h.log());
+}
+
+#[test]
+fn zero_rtt_invoke_waits_for_the_handshake() {
+    let h = Hearth::start_with(TLS_DEV);
+    h.deploy("echo", "provided", "", &example("echo-sh"), &[]);
+    let (addr, ca) = (tls_addr(&h), dev_cert(&h));
+    let reqs = [
+        invoke("echo", br#"{"early":true}"#),
+        Req {
+            method: "GET",
+            path: "/nope".into(),
+            headers: vec![],
+            body: vec![],
+        },
+    ];
+    let answers = h3_send_mode(addr, &ca, &reqs, true);
+    let mut answers = answers.into_iter();
+    let (sync, early) = answers
+        .next()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.log()));
+    assert!(
+        early,
+        "the resumed connection's early data was not accepted"
+    );
+    // The POST arrived in 0-RTT data; it ran once the handshake completed.
+    assert_eq!(sync.status, 200, "{}", sync.text());
+    assert_eq!(sync.json(), serde_json::json!({"early": true}));
+    assert_eq!(answers.next().unwrap().unwrap().0.status, 404);
 }
