@@ -29,6 +29,21 @@ pub struct Config {
     pub runtimes: RuntimesConfig,
     pub agent: AgentConfig,
     pub limits: LimitsConfig,
+    pub tls: TlsConfig,
+}
+
+/// TLS (HTTP/1.1 and HTTP/2 by ALPN) on a TCP port and HTTP/3 (QUIC) on the same UDP port.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address of the TLS and QUIC listeners (off when unset; port 0 picks one).
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain (reloaded on SIGHUP or when the file changes).
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// Generate a self-signed certificate once (kept in `<data_dir>/tls/`) instead of `cert`/`key`.
+    pub dev: bool,
 }
 
 /// Language runtimes (DESIGN.md "Runtimes").
@@ -125,6 +140,7 @@ impl Default for Config {
             runtimes: RuntimesConfig::default(),
             agent: AgentConfig::default(),
             limits: LimitsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -195,6 +211,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("HEARTH_RUNTIMES_DIR", "runtimes.dir"),
     ("HEARTH_IDLE_TIMEOUT_SECS", "agent.idle_timeout_secs"),
     ("HEARTH_CGROUP_PREFIX", "agent.cgroup_prefix"),
+    ("HEARTH_TLS_LISTEN", "tls.listen"),
 ];
 
 impl Config {
@@ -248,6 +265,7 @@ impl Config {
             "runtimes.dir" => self.runtimes.dir = value.into(),
             "agent.idle_timeout_secs" => self.agent.idle_timeout_secs = parse(value)?,
             "agent.cgroup_prefix" => self.agent.cgroup_prefix = value.into(),
+            "tls.listen" => self.tls.listen = Some(parse(value)?),
             _ => return Err(format!("unknown key {key}")),
         }
         Ok(())
@@ -360,6 +378,13 @@ impl Config {
         if l.place_wait_ms > 60_000 {
             e.push("limits.place_wait_ms: must be 0..=60000".into());
         }
+        let t = &self.tls;
+        match (t.dev, t.cert.is_some(), t.key.is_some()) {
+            (true, false, false) | (false, true, true) => {}
+            (false, false, false) if t.listen.is_none() => {}
+            (true, _, _) => e.push("tls.dev: set either dev or cert and key, not both".into()),
+            _ => e.push("tls.cert / tls.key: both are needed (or tls.dev = true)".into()),
+        }
         if e.is_empty() {
             Ok(())
         } else {
@@ -427,6 +452,16 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
         assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_source() {
+        let err = Config::from_toml("[tls]\nlisten = \"127.0.0.1:0\"\n").unwrap_err();
+        assert!(err.to_string().contains("tls.cert"), "{err}");
+        let err = Config::from_toml("[tls]\ncert = \"/c.pem\"\n").unwrap_err();
+        assert!(err.to_string().contains("tls.key"), "{err}");
+        Config::from_toml("[tls]\nlisten = \"127.0.0.1:0\"\ndev = true\n").unwrap();
+        Config::from_toml("[tls]\nlisten = \"[::1]:0\"\ncert = \"/c\"\nkey = \"/k\"\n").unwrap();
     }
 
     #[test]

@@ -75,6 +75,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     if let Some(l) = args.admin_listen {
         cfg.admin_listen = l;
     }
+    if let Some(l) = args.tls_listen {
+        cfg.tls.listen = Some(l);
+    }
+    if args.dev_tls {
+        (cfg.tls.dev, cfg.tls.cert, cfg.tls.key) = (true, None, None);
+    }
     cfg.validate()?;
     init_tracing(&cfg.log);
     let rt = tokio::runtime::Runtime::new()?;

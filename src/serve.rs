@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::queue::outbox::Relay;
 use crate::queue::sqlite::SqliteQueue;
-use crate::router::{Router, http};
+use crate::router::{Router, http, quic, tls};
 use crate::store::sqlite::SqliteStore;
 use crate::triggers::scheduler::{Scheduler, clock_from_env};
 use anyhow::Context;
@@ -64,9 +64,17 @@ pub async fn serve(
     let admin =
         http::bind(cfg.admin_listen).with_context(|| format!("binding {}", cfg.admin_listen))?;
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
-    router.bound(public_addr);
     tracing::info!(listener = "public", addr = %public_addr, "listening (HTTP/1.1, h2c)");
     tracing::info!(listener = "admin", addr = %admin_addr, "listening (/healthz, /metrics)");
+    let secure = match cfg.tls.listen {
+        Some(addr) => Some(Secure::bind(&cfg, addr)?),
+        None => None,
+    };
+    // Absolute URLs (FunctionUrl) use https when TLS is on, unless `public_url` says otherwise.
+    match &secure {
+        Some(s) => router.bound("https", s.tcp.local_addr()?),
+        None => router.bound("http", public_addr),
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // The engine, relay and change-feed follower stop after the servers have drained.
@@ -87,10 +95,17 @@ pub async fn serve(
     }
     .service();
     let admin_task = tokio::spawn(http::serve(admin, admin_service, stopped()));
+    let (tls_addr, secure_tasks) = match secure {
+        Some(s) => {
+            let (addr, tasks) = s.spawn(&router, &stopped);
+            (Some(addr), Some(tasks))
+        }
+        None => (None, None),
+    };
     let public_opts = router.serve_options(cfg.limits.max_connections);
     let public_task = tokio::spawn(http::serve_with(
         public,
-        move |req| router.clone().handle(req),
+        move |req| router.clone().handle(crate::router::boxed(req)),
         stopped(),
         public_opts,
     ));
@@ -110,7 +125,7 @@ pub async fn serve(
     }
     ready.store(true, Ordering::SeqCst);
     if let Some(path) = ready_file {
-        write_ready_file(&path, public_addr, admin_addr)?;
+        write_ready_file(&path, public_addr, admin_addr, tls_addr)?;
     }
     tracing::info!("ready");
 
@@ -121,6 +136,11 @@ pub async fn serve(
     if tokio::time::timeout(grace, async {
         let _ = public_task.await;
         let _ = admin_task.await;
+        if let Some(tasks) = secure_tasks {
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
     })
     .await
     .is_err()
@@ -132,6 +152,85 @@ pub async fn serve(
     agent.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The TLS (TCP) and HTTP/3 (UDP) listeners on one port number, with their certificates.
+struct Secure {
+    tcp: tokio::net::TcpListener,
+    quic: quinn::Endpoint,
+    certs: Arc<tls::Certs>,
+    tcp_config: Arc<rustls::ServerConfig>,
+}
+
+impl Secure {
+    /// Loads the certificate (or makes the development one) and binds TCP and UDP on the same
+    /// port (with port 0, tries a few ports until both are free).
+    fn bind(cfg: &Config, addr: std::net::SocketAddr) -> anyhow::Result<Secure> {
+        let provider = tls::provider();
+        let (cert, key) = match (&cfg.tls.cert, &cfg.tls.key) {
+            (Some(c), Some(k)) if !cfg.tls.dev => (c.clone(), k.clone()),
+            _ => tls::dev_cert(&cfg.data_dir)?,
+        };
+        let certs = Arc::new(tls::Certs::load(&cert, &key, provider.clone())?);
+        if cfg.tls.dev {
+            tracing::info!(cert = %cert.display(), sha256 = %certs.fingerprint(), "development TLS certificate (self-signed)");
+        } else {
+            tracing::info!(cert = %cert.display(), sha256 = %certs.fingerprint(), "TLS certificate loaded");
+        }
+        let tcp_config = Arc::new(tls::server_config(
+            certs.clone(),
+            provider.clone(),
+            &[b"h2", b"http/1.1"],
+        )?);
+        let mut last = None;
+        for _ in 0..if addr.port() == 0 { 8 } else { 1 } {
+            let tcp = http::bind(addr).with_context(|| format!("binding {addr} (TLS)"))?;
+            let bound = tcp.local_addr()?;
+            match quic::endpoint(bound, certs.clone(), provider.clone()) {
+                Ok(quic) => {
+                    return Ok(Secure {
+                        tcp,
+                        quic,
+                        certs,
+                        tcp_config,
+                    });
+                }
+                Err(e) => last = Some(e.context(format!("binding {bound}/udp (HTTP/3)"))),
+            }
+        }
+        Err(last.expect("tried at least once"))
+    }
+
+    /// Starts both listeners and the certificate watcher; returns the address and the tasks
+    /// that end once the listeners have drained.
+    fn spawn<G, Fut>(
+        self,
+        router: &Arc<Router>,
+        stopped: &G,
+    ) -> (std::net::SocketAddr, Vec<tokio::task::JoinHandle<()>>)
+    where
+        G: Fn() -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let addr = self.tcp.local_addr().expect("a bound listener");
+        tracing::info!(listener = "tls", %addr, "listening (TLS: h2, HTTP/1.1; HTTP/3 on udp)");
+        tokio::spawn(self.certs.clone().watch(stopped()));
+        let r = router.clone();
+        let tcp = tokio::spawn(tls::serve(
+            self.tcp,
+            self.tcp_config,
+            tls::alt_svc(addr.port()),
+            move |req| r.clone().handle(crate::router::boxed(req)),
+            stopped(),
+        ));
+        let r = router.clone();
+        let udp = tokio::spawn(quic::serve(
+            self.quic,
+            move |req| r.clone().handle(req),
+            stopped(),
+        ));
+        (addr, vec![tcp, udp])
+    }
 }
 
 /// Puts the tenant's small packages into the node cache before serving, so scale-outs never
@@ -160,13 +259,18 @@ async fn prepare_runtimes(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `{"listen": ..., "admin_listen": ...}` atomically.
+/// Writes `{"listen": ..., "admin_listen": ..., "tls_listen": ...}` atomically (`tls_listen`
+/// only with TLS on; the same port serves HTTP/3 over UDP).
 fn write_ready_file(
     path: &Path,
     public: std::net::SocketAddr,
     admin: std::net::SocketAddr,
+    tls: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
-    let json = serde_json::json!({ "listen": public.to_string(), "admin_listen": admin.to_string(), "pid": std::process::id() });
+    let mut json = serde_json::json!({ "listen": public.to_string(), "admin_listen": admin.to_string(), "pid": std::process::id() });
+    if let Some(tls) = tls {
+        json["tls_listen"] = tls.to_string().into();
+    }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, json.to_string())?;
     std::fs::rename(&tmp, path)?;

@@ -100,6 +100,11 @@ impl ApiError {
             message,
         )
     }
+    /// 425: a non-idempotent request arrived in QUIC 0-RTT data before the handshake was
+    /// confirmed (RFC 8470).
+    pub fn too_early(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_EARLY, "TooEarlyException", message)
+    }
     pub fn service(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

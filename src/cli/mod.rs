@@ -127,6 +127,12 @@ pub struct ServeArgs {
     /// Written once serving: JSON with every bound address.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// TLS (h2/http1.1) on this TCP address and HTTP/3 on the same UDP port.
+    #[arg(long)]
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// Use a self-signed certificate made once in the data directory (`tls.dev`).
+    #[arg(long)]
+    pub dev_tls: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -60,6 +60,18 @@ pub struct ServeOptions {
     pub connections: Option<Gauge>,
 }
 
+/// Largest request header section on h1 and h2 (h1: 431 past it); the h3 listener uses the
+/// same bound.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The HTTP/1.1 + HTTP/2 server of every TCP listener, with the header limits set.
+pub fn builder() -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    b.http1().max_buf_size(MAX_HEADER_BYTES);
+    b.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
+    b
+}
+
 /// Serves connections until `shutdown` resolves, then stops accepting and lets open
 /// connections finish their in-flight requests.
 pub async fn serve<S, F>(
@@ -93,7 +105,7 @@ pub async fn serve_with<S, F>(
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let builder = builder();
     let cap = Arc::new(tokio::sync::Semaphore::new(
         opts.max_connections
             .unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),

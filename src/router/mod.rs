@@ -5,7 +5,9 @@
 pub mod http;
 pub mod invoke;
 pub mod limits;
+pub mod quic;
 pub mod resolve;
+pub mod tls;
 pub mod url;
 
 use crate::agent::{AgentClient, InvokeRequest, InvokeResponse};
@@ -16,13 +18,22 @@ use ::http::{HeaderValue, Request, Response, StatusCode};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use invoke::InvocationType;
 use limits::{Limits, Permit};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Resp = Response<Full<Bytes>>;
+
+/// The request body every listener hands the router (h1/h2 `Incoming`, h3 streams), boxed
+/// once at the listener so the router is body-agnostic.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Boxes a hyper (h1/h2) request body into [`Body`].
+pub fn boxed(req: Request<hyper::body::Incoming>) -> Request<Body> {
+    req.map(|b| b.map_err(BoxError::from).boxed_unsync())
+}
 
 /// Bytes of an oversized body read and dropped before answering 413.
 const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
@@ -106,10 +117,10 @@ impl Router {
         })
     }
 
-    /// Tells the router its bound public address; absolute URLs use `http://ADDR` unless the
-    /// `public_url` config key is set.
-    pub fn bound(&self, addr: std::net::SocketAddr) {
-        let _ = self.public_base.set(format!("http://{addr}"));
+    /// Tells the router its bound public address; absolute URLs use `SCHEME://ADDR` (https on
+    /// the TLS port when TLS is on) unless the `public_url` config key is set.
+    pub fn bound(&self, scheme: &str, addr: std::net::SocketAddr) {
+        let _ = self.public_base.set(format!("{scheme}://{addr}"));
     }
 
     fn public_base(&self) -> &str {
@@ -144,7 +155,7 @@ impl Router {
     }
 
     /// Handles one request through every phase; never fails (errors become responses).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Resp {
+    pub async fn handle(self: Arc<Self>, req: Request<Body>) -> Resp {
         let started = Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let method = req.method().clone();
@@ -205,7 +216,7 @@ impl Router {
             .observe(since.elapsed().as_secs_f64());
     }
 
-    async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+    async fn read_body(req: Request<Body>, limit: usize) -> Result<Bytes, ApiError> {
         let declared = req
             .headers()
             .get("content-length")
@@ -237,7 +248,7 @@ impl Router {
         Ok(buf.freeze())
     }
 
-    async fn management(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    async fn management(&self, req: Request<Body>) -> Result<Resp, ApiError> {
         let action = Action::parse(
             req.method(),
             req.uri().path(),
@@ -261,7 +272,7 @@ impl Router {
     }
 
     /// `PUT|GET|DELETE /hearth/v1/functions/{name}/limits`: the function's rate override.
-    async fn function_limits(&self, req: Request<Incoming>, name: &str) -> Result<Resp, ApiError> {
+    async fn function_limits(&self, req: Request<Body>, name: &str) -> Result<Resp, ApiError> {
         let name = crate::control::decode_segment(name)?;
         let method = req.method().clone();
         let body = Self::read_body(req, 64 * 1024).await?;
@@ -338,7 +349,7 @@ impl Router {
 
     async fn invoke(
         &self,
-        req: Request<Incoming>,
+        req: Request<Body>,
         name: &str,
         request_id: &str,
     ) -> Result<Resp, ApiError> {
@@ -396,7 +407,7 @@ impl Router {
     /// Reads and parses an Invoke request (the rest of the route phase).
     async fn parse_invoke(
         &self,
-        req: Request<Incoming>,
+        req: Request<Body>,
         name: &str,
     ) -> Result<invoke::ParsedInvoke, ApiError> {
         let t = Instant::now();

@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 use std::time::SystemTime;
 
@@ -455,7 +454,7 @@ impl Router {
     /// Serves one function URL request (route phase matched `/fn/…`).
     pub(super) async fn function_url(
         &self,
-        req: Request<Incoming>,
+        req: Request<crate::router::Body>,
         path: UrlPath<'_>,
         request_id: &str,
     ) -> Result<Resp, ApiError> {
@@ -493,7 +492,7 @@ impl Router {
     /// error is a platform answer (throttle, not ready), the inner one a URL answer.
     async fn url_invoke(
         &self,
-        req: Request<Incoming>,
+        req: Request<crate::router::Body>,
         raw_path: &str,
         name: &str,
         qualifier: Option<&str>,
