@@ -26,6 +26,25 @@ pub struct Config {
     pub runtimes: RuntimesConfig,
     pub agent: AgentConfig,
     pub limits: LimitsConfig,
+    pub events: EventsConfig,
+}
+
+/// Asynchronous invocations: the delivery workers (DESIGN.md "The invoke path").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Delivery workers (each runs one event at a time).
+    pub workers: usize,
+    /// Seconds a pulled event stays leased; a running worker renews the lease every third of it,
+    /// and a crashed worker's events are delivered again after it.
+    pub lease_secs: u64,
+    /// Backoff before the first retry after a function error (doubles for the second), ms.
+    /// Lambda waits about one minute, then two.
+    pub retry_base_ms: u64,
+    /// Backoff after the first throttle or capacity refusal (doubles per refusal), ms.
+    pub throttle_base_ms: u64,
+    /// Longest backoff after throttles, ms (Lambda: five minutes).
+    pub throttle_max_ms: u64,
 }
 
 /// Language runtimes (DESIGN.md "Runtimes").
@@ -106,6 +125,7 @@ impl Default for Config {
             runtimes: RuntimesConfig::default(),
             agent: AgentConfig::default(),
             limits: LimitsConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -137,6 +157,18 @@ impl Default for AgentConfig {
             pids_max: 1024,
             init_timeout_secs: 10,
             reuse_instances: true,
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            workers: 8,
+            lease_secs: 30,
+            retry_base_ms: 60_000,
+            throttle_base_ms: 1_000,
+            throttle_max_ms: 300_000,
         }
     }
 }
@@ -309,6 +341,19 @@ impl Config {
         }
         if l.max_zip_entries == 0 {
             e.push("limits.max_zip_entries: must be at least 1".into());
+        }
+        let ev = &self.events;
+        if !(1..=1024).contains(&ev.workers) {
+            e.push("events.workers: must be 1..=1024".into());
+        }
+        if !(1..=3600).contains(&ev.lease_secs) {
+            e.push("events.lease_secs: must be 1..=3600".into());
+        }
+        if !(1..=3_600_000).contains(&ev.retry_base_ms) {
+            e.push("events.retry_base_ms: must be 1..=3600000".into());
+        }
+        if ev.throttle_base_ms == 0 || ev.throttle_max_ms < ev.throttle_base_ms {
+            e.push("events.throttle_base_ms / throttle_max_ms: need 0 < base <= max".into());
         }
         if e.is_empty() {
             Ok(())

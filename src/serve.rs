@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::control::Control;
 use crate::control::steps::Steps;
 use crate::control::workflow::{Engine, Faults};
+use crate::events::{Acceptor, EventsMetrics, Workers};
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::queue::outbox::Relay;
@@ -48,8 +49,25 @@ pub async fn serve(
         python: cfg.runtimes.python.clone(),
         ack_timeout: Duration::from_secs(10),
     };
-    let engine = Engine::new(control.clone(), queue, steps, Faults::from_env());
-    let router = Router::new(control.clone(), agent_client, metrics.clone(), &cfg);
+    let engine = Engine::new(control.clone(), queue.clone(), steps, Faults::from_env());
+    let events = Acceptor {
+        queue: queue.clone(),
+        metrics: EventsMetrics::register(&metrics),
+    };
+    let router = Router::new(
+        control.clone(),
+        agent_client,
+        metrics.clone(),
+        events.clone(),
+        &cfg,
+    );
+    let workers = Workers::new(
+        queue,
+        control.clone(),
+        router.clone(),
+        events.metrics,
+        &cfg.events,
+    );
 
     let public = http::bind(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
     let admin =
@@ -84,6 +102,7 @@ pub async fn serve(
     ));
     let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
     let engine_task = tokio::spawn(engine.clone().run(engine_rx.clone()));
+    let workers_task = tokio::spawn(workers.run(engine_rx.clone()));
     let relay_task = tokio::spawn(relay.run(async move {
         let mut rx = engine_rx;
         let _ = rx.wait_for(|s| *s).await;
@@ -115,7 +134,7 @@ pub async fn serve(
         tracing::warn!("drain deadline passed; stopping anyway");
     }
     let _ = engine_stop.send(true);
-    let _ = tokio::join!(engine_task, relay_task, reaper, follower);
+    let _ = tokio::join!(engine_task, relay_task, reaper, follower, workers_task);
     agent.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -3,6 +3,17 @@
 //! outbox when the accept writes other state in the same transaction); delivery workers run it
 //! with the function's event-invoke config.
 
+pub mod accept;
+pub mod arn;
+pub mod metrics;
+pub mod read;
+pub mod record;
+pub mod worker;
+
+pub use accept::{Acceptor, accept};
+pub use metrics::EventsMetrics;
+pub use worker::{Delivered, Dispatch, DispatchError, Workers};
+
 use serde::{Deserialize, Serialize};
 
 /// The queue topic every accepted asynchronous invocation is published on.
@@ -24,4 +35,22 @@ pub struct AsyncEvent {
     /// What produced the event when it was not an Invoke call (`trigger:NAME` for timer ticks).
     #[serde(default)]
     pub source: Option<String>,
+    /// Function attempts that already ended in a function error (a retry is re-published with
+    /// this incremented, so the count survives restarts and is not inflated by redeliveries).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not to be run before this time, epoch milliseconds (the backoff of a retry).
+    #[serde(default)]
+    pub not_before_ms: u64,
+}
+
+/// The durable consumer the delivery workers pull [`TOPIC`] with.
+pub const CONSUMER: &str = "delivery";
+
+/// Now, epoch milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }

@@ -29,6 +29,7 @@ enum Route<'a> {
     Invoke(&'a str),
     Code(&'a str),
     Logs(&'a str),
+    QueueRead(&'a str),
     Management,
     Unknown,
 }
@@ -47,6 +48,10 @@ fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
         .filter(|_| method == ::http::Method::GET)
     {
         Route::Logs(name)
+    } else if let Some(name) =
+        crate::events::read::read_path(path).filter(|_| method == ::http::Method::GET)
+    {
+        Route::QueueRead(name)
     } else if is_management_path(path) {
         Route::Management
     } else {
@@ -60,6 +65,7 @@ pub struct Router {
     agent: Arc<dyn AgentClient>,
     resolver: Arc<resolve::Resolver>,
     metrics: Arc<Metrics>,
+    events: crate::events::Acceptor,
     max_payload: usize,
     max_management_body: usize,
     logs_dir: std::path::PathBuf,
@@ -70,6 +76,7 @@ impl Router {
         control: Arc<Control>,
         agent: Arc<dyn AgentClient>,
         metrics: Arc<Metrics>,
+        events: crate::events::Acceptor,
         cfg: &crate::config::Config,
     ) -> Arc<Router> {
         Arc::new(Router {
@@ -77,6 +84,7 @@ impl Router {
             control,
             agent,
             metrics,
+            events,
             max_payload: cfg.limits.max_payload_bytes,
             max_management_body: cfg.limits.max_management_body_bytes,
             logs_dir: cfg.data_dir.join("logs"),
@@ -105,6 +113,7 @@ impl Router {
             }
             Route::Code(sha) => self.code(sha),
             Route::Logs(name) => self.logs(name, req.uri().query().unwrap_or("")),
+            Route::QueueRead(name) => self.queue_read(name, req.uri().query().unwrap_or("")).await,
             Route::Management => self.management(req).await,
             Route::Unknown => Err(ApiError::unknown_operation(format!(
                 "Unknown operation: {method} {path}"
@@ -236,6 +245,16 @@ impl Router {
         Ok(resp)
     }
 
+    /// `GET /hearth/v1/queues/{name}/messages`: a destination queue's messages (not consumed).
+    async fn queue_read(&self, name: &str, query: &str) -> Result<Resp, ApiError> {
+        let req = crate::events::read::parse_read(name, query)?;
+        let body = crate::events::read::read(&self.events.queue, req).await?;
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        Ok(resp)
+    }
+
     fn code(&self, sha: &str) -> Result<Resp, ApiError> {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ApiError::not_found("No such code package"));
@@ -291,38 +310,52 @@ impl Router {
         };
         match parsed.invocation_type {
             InvocationType::DryRun => Ok(empty(StatusCode::NO_CONTENT)),
-            InvocationType::Event => Ok(self.invoke_event(req)),
+            InvocationType::Event => self.invoke_event(req, &parsed).await,
             InvocationType::RequestResponse => self.invoke_sync(req).await,
         }
     }
 
-    /// `Event`: accepted at once, run in the background (not yet durable: the queue comes
-    /// with the async-invoke issue).
-    fn invoke_event(&self, mut req: InvokeRequest) -> Resp {
-        req.log_tail = false;
-        req.client_context = None;
-        let agent = self.agent.clone();
-        tokio::spawn(async move {
-            if let Err(e) = agent.invoke(req).await {
-                tracing::warn!(error = %e, "async invocation was not run");
+    /// `Event`: the event is stored on the durable queue (DESIGN.md "The invoke path"); 202
+    /// once it is on disk. Delivery workers run it through [`Router::forward`].
+    async fn invoke_event(
+        &self,
+        req: InvokeRequest,
+        parsed: &invoke::ParsedInvoke,
+    ) -> Result<Resp, ApiError> {
+        let event = crate::events::AsyncEvent {
+            request_id: req.request_id,
+            function_name: req.descriptor.function_name.clone(),
+            qualifier: parsed.function.qualifier.clone(),
+            payload_b64: base64::engine::general_purpose::STANDARD.encode(&req.payload),
+            accepted_ms: crate::events::now_ms(),
+            trace_id: Some(req.trace_id),
+            source: None,
+            attempts: 0,
+            not_before_ms: 0,
+        };
+        crate::events::accept(&self.events, &event)
+            .await
+            .inspect_err(|_| self.count("service_error"))?;
+        Ok(empty(StatusCode::ACCEPTED))
+    }
+
+    /// admit + place + forward: the one path every invocation takes to an agent (synchronous
+    /// invokes and asynchronous deliveries). A refusal means the invocation never started.
+    async fn forward(&self, req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
+        self.agent.invoke(req).await.map_err(|e| match e {
+            crate::agent::AgentError::Capacity => {
+                ApiError::too_many_requests("ConcurrentInvocationLimitExceeded", "Rate Exceeded.")
             }
-        });
-        empty(StatusCode::ACCEPTED)
+            other => ApiError::service(other.to_string()),
+        })
     }
 
     async fn invoke_sync(&self, req: InvokeRequest) -> Result<Resp, ApiError> {
         let version = req.descriptor.version.clone();
-        // admit + place: one agent in `serve`; a refusal means the invocation never started.
-        let out = self.agent.invoke(req).await.map_err(|e| {
-            self.count("service_error");
-            match e {
-                crate::agent::AgentError::Capacity => ApiError::too_many_requests(
-                    "ConcurrentInvocationLimitExceeded",
-                    "Rate Exceeded.",
-                ),
-                other => ApiError::service(other.to_string()),
-            }
-        })?;
+        let out = self
+            .forward(req)
+            .await
+            .inspect_err(|_| self.count("service_error"))?;
         self.count(if out.function_error.is_some() {
             "function_error"
         } else {
@@ -337,6 +370,41 @@ impl Router {
             .invocations
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+    }
+}
+
+/// Asynchronous deliveries run through the same resolve and forward phases as synchronous
+/// invokes.
+#[async_trait::async_trait]
+impl crate::events::Dispatch for Router {
+    async fn dispatch(
+        &self,
+        event: &crate::events::AsyncEvent,
+        payload: Bytes,
+    ) -> Result<crate::events::Delivered, crate::events::DispatchError> {
+        let descriptor = self
+            .resolver
+            .resolve(&event.function_name, event.qualifier.as_deref())?;
+        let invoked_arn = match &event.qualifier {
+            Some(q) => format!("{}:{q}", descriptor.function_arn),
+            None => descriptor.function_arn.clone(),
+        };
+        let executed_version = descriptor.version.clone();
+        let req = InvokeRequest {
+            request_id: event.request_id.clone(),
+            descriptor,
+            invoked_arn,
+            client_context: None,
+            trace_id: event.trace_id.clone().unwrap_or_else(new_trace_id),
+            payload,
+            log_tail: false,
+        };
+        let out = self.forward(req).await?;
+        Ok(crate::events::Delivered {
+            body: out.body,
+            function_error: out.function_error,
+            executed_version,
+        })
     }
 }
 
