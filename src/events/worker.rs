@@ -173,7 +173,7 @@ impl Workers {
                 _ = shutdown.changed() => return,
             }
             let q = self.queue.clone();
-            let trim = n % 15 == 0;
+            let trim = n.is_multiple_of(15);
             n += 1;
             let depth = tokio::task::spawn_blocking(move || {
                 if trim && let Err(e) = q.trim(TOPIC) {
