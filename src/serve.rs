@@ -134,7 +134,13 @@ pub async fn serve(
         tracing::warn!("drain deadline passed; stopping anyway");
     }
     let _ = engine_stop.send(true);
-    let _ = tokio::join!(engine_task, relay_task, reaper, follower, workers_task);
+    // Delivery workers finish the events they are running, within the grace period; an event
+    // cut off is delivered again after its lease (at least once).
+    let workers_abort = workers_task.abort_handle();
+    if tokio::time::timeout(grace, workers_task).await.is_err() {
+        workers_abort.abort();
+    }
+    let _ = tokio::join!(engine_task, relay_task, reaper, follower);
     agent.shutdown().await;
     tracing::info!("stopped");
     Ok(())

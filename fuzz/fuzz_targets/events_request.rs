@@ -48,8 +48,6 @@ fuzz_target!(|data: &[u8]| {
             accepted_ms: data.len() as u64,
             trace_id: None,
             source: None,
-            attempts: data.len() as u32,
-            not_before_ms: 0,
         };
         let d = Delivered {
             body: bytes::Bytes::from(b.clone().into_bytes()),

@@ -35,13 +35,6 @@ pub struct AsyncEvent {
     /// What produced the event when it was not an Invoke call (`trigger:NAME` for timer ticks).
     #[serde(default)]
     pub source: Option<String>,
-    /// Function attempts that already ended in a function error (a retry is re-published with
-    /// this incremented, so the count survives restarts and is not inflated by redeliveries).
-    #[serde(default)]
-    pub attempts: u32,
-    /// Not to be run before this time, epoch milliseconds (the backoff of a retry).
-    #[serde(default)]
-    pub not_before_ms: u64,
 }
 
 /// The durable consumer the delivery workers pull [`TOPIC`] with.

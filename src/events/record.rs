@@ -88,8 +88,6 @@ mod tests {
             accepted_ms: 0,
             trace_id: None,
             source: None,
-            attempts: 1,
-            not_before_ms: 0,
         };
         let d = Delivered {
             body: bytes::Bytes::from_static(br#"{"errorMessage":"x"}"#),

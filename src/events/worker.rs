@@ -4,8 +4,9 @@
 //!
 //! Lambda's semantics, and how they survive restarts:
 //! - A function error is retried up to `MaximumRetryAttempts` (default 2) times with backoff. A
-//!   retry is a *re-published* event with `attempts` incremented and `not_before_ms` set (dedup
-//!   id `<request id>#<attempt>`), published before the original is acked. So a crash between the
+//!   retry is a *re-published* event ([`Queued`]: the [`AsyncEvent`] plus `attempts` incremented
+//!   and `not_before_ms` set; dedup id `<request id>#<attempt>`), published before the original
+//!   is acked. So a crash between the
 //!   two re-runs nothing extra (the duplicate publish is dropped by the queue's dedup window) and
 //!   a redelivery after a crash mid-run does not count as an attempt the function never
 //!   finished. (The queue's own delivery count would also count throttles and redeliveries.)
@@ -30,6 +31,20 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// A message on [`TOPIC`] as the workers read it: the accepted [`AsyncEvent`] (whatever
+/// published it) plus the retry state the workers add when they re-publish it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Queued {
+    #[serde(flatten)]
+    pub event: AsyncEvent,
+    /// Function attempts that already ended in a function error.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not to be run before this time, epoch milliseconds (the backoff of a retry).
+    #[serde(default)]
+    pub not_before_ms: u64,
+}
 
 /// What a delivery attempt produced when the function ran.
 #[derive(Debug, Clone)]
@@ -260,22 +275,23 @@ impl Workers {
 
     /// One delivery of one message, settled (acked, nakked or termed) before returning.
     async fn handle(&self, m: Message) {
-        let ev: AsyncEvent = match serde_json::from_slice(&m.payload) {
-            Ok(ev) => ev,
+        let q: Queued = match serde_json::from_slice(&m.payload) {
+            Ok(q) => q,
             Err(e) => {
                 tracing::error!(seq = m.seq, error = %e, "unreadable event dropped");
                 return self.term(m.seq).await;
             }
         };
         let now = now_ms();
-        if ev.not_before_ms > now {
+        if q.not_before_ms > now {
             return self
-                .nak(m.seq, Duration::from_millis(ev.not_before_ms - now))
+                .nak(m.seq, Duration::from_millis(q.not_before_ms - now))
                 .await;
         }
-        let settings = match self.settings(&ev) {
+        let ev = &q.event;
+        let settings = match self.settings(ev) {
             Ok(s) => s,
-            Err(e) => return self.not_run(&m, &ev, e).await,
+            Err(e) => return self.not_run(&m, ev, e).await,
         };
         let Ok(payload) = base64::engine::general_purpose::STANDARD.decode(&ev.payload_b64) else {
             tracing::error!(request_id = %ev.request_id, "event payload is not base64; dropped");
@@ -283,25 +299,25 @@ impl Workers {
         };
         if now.saturating_sub(ev.accepted_ms) > settings.max_age_ms {
             self.metrics.dropped_age.inc();
-            let outcome = Outcome::new(Condition::EventAgeExceeded, ev.attempts, None);
-            return self.finish(&m, &ev, &payload, &settings, outcome).await;
+            let outcome = Outcome::new(Condition::EventAgeExceeded, q.attempts, None);
+            return self.finish(&m, ev, &payload, &settings, outcome).await;
         }
-        let run = self.dispatch.dispatch(&ev, Bytes::from(payload.clone()));
+        let run = self.dispatch.dispatch(ev, Bytes::from(payload.clone()));
         let result = self.leased(m.seq, run).await;
-        let count = ev.attempts + 1;
+        let count = q.attempts + 1;
         match result {
             Ok(d) if d.function_error.is_none() => {
                 self.metrics.delivered.inc();
                 let outcome = Outcome::new(Condition::Success, count, Some(d));
-                self.finish(&m, &ev, &payload, &settings, outcome).await
+                self.finish(&m, ev, &payload, &settings, outcome).await
             }
-            Ok(_) if ev.attempts < settings.max_retries => self.retry(&m, &ev).await,
+            Ok(_) if q.attempts < settings.max_retries => self.retry(&m, &q).await,
             Ok(d) => {
                 self.metrics.failed.inc();
                 let outcome = Outcome::new(Condition::RetriesExhausted, count, Some(d));
-                self.finish(&m, &ev, &payload, &settings, outcome).await
+                self.finish(&m, ev, &payload, &settings, outcome).await
             }
-            Err(e) => self.not_run(&m, &ev, e).await,
+            Err(e) => self.not_run(&m, ev, e).await,
         }
     }
 
@@ -338,15 +354,15 @@ impl Workers {
     }
 
     /// A function error with attempts left: re-publish with the attempt counted, then ack.
-    async fn retry(&self, m: &Message, ev: &AsyncEvent) {
-        let mut next = ev.clone();
+    async fn retry(&self, m: &Message, q: &Queued) {
+        let mut next = q.clone();
         next.attempts += 1;
         let backoff = self
             .cfg
             .retry_base_ms
-            .saturating_mul(1 << (ev.attempts.min(20)));
+            .saturating_mul(1 << (q.attempts.min(20)));
         next.not_before_ms = now_ms() + backoff;
-        let dedup = format!("{}#{}", ev.request_id, next.attempts);
+        let dedup = format!("{}#{}", q.event.request_id, next.attempts);
         let Ok(body) = serde_json::to_vec(&next) else {
             return self.term(m.seq).await;
         };
@@ -443,8 +459,6 @@ impl Workers {
                         accepted_ms: now_ms(),
                         trace_id: ev.trace_id.clone(),
                         source: Some(format!("destination:{}", ev.request_id)),
-                        attempts: 0,
-                        not_before_ms: 0,
                     };
                     publish_event(&self.queue, &dest_event).await
                 }
@@ -496,6 +510,29 @@ pub fn derived_request_id(seed: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queued_reads_plain_events_and_keeps_retry_state() {
+        let plain = r#"{"request_id":"r","function_name":"f","qualifier":null,"payload_b64":"","accepted_ms":5,"trace_id":null}"#;
+        let q: Queued = serde_json::from_str(plain).unwrap();
+        assert_eq!(
+            (q.event.request_id.as_str(), q.attempts, q.not_before_ms),
+            ("r", 0, 0)
+        );
+        let retry = Queued {
+            attempts: 2,
+            not_before_ms: 9,
+            ..q
+        };
+        let text = serde_json::to_string(&retry).unwrap();
+        let back: Queued = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (back.attempts, back.not_before_ms, back.event.accepted_ms),
+            (2, 9, 5)
+        );
+        // Whoever reads it as an AsyncEvent still can.
+        assert!(serde_json::from_str::<AsyncEvent>(&text).is_ok());
+    }
 
     #[test]
     fn derived_ids_are_stable_uuids() {

@@ -330,8 +330,6 @@ impl Router {
             accepted_ms: crate::events::now_ms(),
             trace_id: Some(req.trace_id),
             source: None,
-            attempts: 0,
-            not_before_ms: 0,
         };
         crate::events::accept(&self.events, &event)
             .await
