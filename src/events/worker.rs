@@ -25,6 +25,7 @@ use crate::api::ApiError;
 use crate::config::EventsConfig;
 use crate::control::Control;
 use crate::queue::{ConsumerConfig, Message, Queue, pull_wait};
+use crate::router::invoke::MAX_EVENT_PAYLOAD;
 use base64::Engine;
 use bytes::Bytes;
 use std::future::Future;
@@ -238,20 +239,18 @@ impl Workers {
             .await;
     }
 
-    fn throttle_backoff(&self, deliveries: u32) -> Duration {
-        let exp = deliveries.saturating_sub(1).min(20);
-        let ms = self
-            .cfg
-            .throttle_base_ms
-            .saturating_mul(1 << exp)
-            .min(self.cfg.throttle_max_ms);
-        Duration::from_millis(ms)
-    }
-
-    fn settings(&self, ev: &AsyncEvent) -> Result<Settings, DispatchError> {
-        let c = self
-            .control
-            .event_invoke_config(&ev.function_name, ev.qualifier.as_deref())?;
+    /// The function's event invoke config (a metadata read, on the blocking pool).
+    async fn settings(&self, ev: &AsyncEvent) -> Result<Settings, DispatchError> {
+        let (control, name, qualifier) = (
+            self.control.clone(),
+            ev.function_name.clone(),
+            ev.qualifier.clone(),
+        );
+        let c = tokio::task::spawn_blocking(move || {
+            control.event_invoke_config(&name, qualifier.as_deref())
+        })
+        .await
+        .map_err(|e| DispatchError::Retry(format!("config task: {e}")))??;
         let dest = |d: &crate::api::types::Destination| d.destination.clone();
         let mut s = Settings {
             max_retries: DEFAULT_RETRIES,
@@ -289,7 +288,7 @@ impl Workers {
                 .await;
         }
         let ev = &q.event;
-        let settings = match self.settings(ev) {
+        let settings = match self.settings(ev).await {
             Ok(s) => s,
             Err(e) => return self.not_run(&m, ev, e).await,
         };
@@ -326,7 +325,7 @@ impl Workers {
         match e {
             DispatchError::Retry(why) => {
                 self.metrics.retried.inc();
-                let delay = self.throttle_backoff(m.deliveries);
+                let delay = throttle_backoff(&self.cfg, m.deliveries);
                 tracing::debug!(request_id = %ev.request_id, %why, ?delay, "event not run; retrying");
                 self.nak(m.seq, delay).await
             }
@@ -357,11 +356,7 @@ impl Workers {
     async fn retry(&self, m: &Message, q: &Queued) {
         let mut next = q.clone();
         next.attempts += 1;
-        let backoff = self
-            .cfg
-            .retry_base_ms
-            .saturating_mul(1 << (q.attempts.min(20)));
-        next.not_before_ms = now_ms() + backoff;
+        next.not_before_ms = now_ms() + retry_backoff(&self.cfg, next.attempts).as_millis() as u64;
         let dedup = format!("{}#{}", q.event.request_id, next.attempts);
         let Ok(body) = serde_json::to_vec(&next) else {
             return self.term(m.seq).await;
@@ -438,13 +433,20 @@ impl Workers {
             }
         };
         let dedup = format!("{}:{}", ev.request_id, condition.as_str());
+        let record = record.to_string();
+        if matches!(target, Target::Function { .. }) && record.len() > MAX_EVENT_PAYLOAD {
+            // Also what ends a function that names itself as its destination and returns its
+            // input: the record doubles on every hop.
+            tracing::warn!(request_id = %ev.request_id, arn, bytes = record.len(), "destination record over the 1 MB event limit; not sent");
+            return true;
+        }
         for attempt in 1..=PUBLISH_TRIES {
             let sent = match &target {
                 Target::Queue(topic) => {
                     publish(
                         &self.queue,
                         topic,
-                        record.to_string().into_bytes(),
+                        record.clone().into_bytes(),
                         dedup.clone(),
                     )
                     .await
@@ -454,8 +456,7 @@ impl Workers {
                         request_id: derived_request_id(&dedup),
                         function_name: name.clone(),
                         qualifier: qualifier.clone(),
-                        payload_b64: base64::engine::general_purpose::STANDARD
-                            .encode(record.to_string()),
+                        payload_b64: base64::engine::general_purpose::STANDARD.encode(&record),
                         accepted_ms: now_ms(),
                         trace_id: ev.trace_id.clone(),
                         source: Some(format!("destination:{}", ev.request_id)),
@@ -476,6 +477,22 @@ impl Workers {
         }
         false
     }
+}
+
+/// Wait after the `deliveries`-th refusal: `throttle_base_ms` doubling, at most `throttle_max_ms`.
+fn throttle_backoff(cfg: &EventsConfig, deliveries: u32) -> Duration {
+    let exp = deliveries.saturating_sub(1).min(20);
+    let ms = cfg
+        .throttle_base_ms
+        .saturating_mul(1 << exp)
+        .min(cfg.throttle_max_ms);
+    Duration::from_millis(ms)
+}
+
+/// Wait before the retry that follows `failed` failed attempts: `retry_base_ms`, then doubled.
+fn retry_backoff(cfg: &EventsConfig, failed: u32) -> Duration {
+    let exp = failed.saturating_sub(1).min(20);
+    Duration::from_millis(cfg.retry_base_ms.saturating_mul(1 << exp))
 }
 
 /// The final outcome of an event.
@@ -532,6 +549,18 @@ mod tests {
         );
         // Whoever reads it as an AsyncEvent still can.
         assert!(serde_json::from_str::<AsyncEvent>(&text).is_ok());
+    }
+
+    #[test]
+    fn backoffs() {
+        let cfg = EventsConfig::default();
+        let ms = |d: Duration| d.as_millis() as u64;
+        // Lambda: about one minute before the first retry, two before the second.
+        assert_eq!(ms(retry_backoff(&cfg, 1)), 60_000);
+        assert_eq!(ms(retry_backoff(&cfg, 2)), 120_000);
+        assert_eq!(ms(throttle_backoff(&cfg, 1)), 1_000);
+        assert_eq!(ms(throttle_backoff(&cfg, 3)), 4_000);
+        assert_eq!(ms(throttle_backoff(&cfg, 1000)), 300_000);
     }
 
     #[test]
