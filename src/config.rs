@@ -15,6 +15,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Admin port: `/healthz`, `/metrics`.
     pub admin_listen: SocketAddr,
+    /// Base of absolute URLs hearth hands out (`FunctionUrl`, `Code.Location`), e.g.
+    /// `https://fn.example.com`; empty means `http://<bound public address>`.
+    pub public_url: String,
     /// Region used in ARNs and the bootstrap environment.
     pub region: String,
     /// The (only) tenant's account id, used in ARNs.
@@ -118,6 +121,7 @@ impl Default for Config {
             data_dir: PathBuf::from("/var/lib/hearth"),
             listen: ([127, 0, 0, 1], 8080).into(),
             admin_listen: ([127, 0, 0, 1], 9100).into(),
+            public_url: String::new(),
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             log: "info".into(),
@@ -195,6 +199,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("HEARTH_DATA_DIR", "data_dir"),
     ("HEARTH_LISTEN", "listen"),
     ("HEARTH_ADMIN_LISTEN", "admin_listen"),
+    ("HEARTH_PUBLIC_URL", "public_url"),
     ("HEARTH_REGION", "region"),
     ("HEARTH_ACCOUNT_ID", "account_id"),
     ("HEARTH_LOG", "log"),
@@ -247,6 +252,7 @@ impl Config {
             "data_dir" => self.data_dir = value.into(),
             "listen" => self.listen = parse(value)?,
             "admin_listen" => self.admin_listen = parse(value)?,
+            "public_url" => self.public_url = value.into(),
             "region" => self.region = value.into(),
             "account_id" => self.account_id = value.into(),
             "log" => self.log = value.into(),
@@ -263,6 +269,12 @@ impl Config {
         let mut e = Vec::new();
         if self.data_dir.as_os_str().is_empty() {
             e.push("data_dir: must not be empty".to_string());
+        }
+        if !self.public_url.is_empty() && !valid_public_url(&self.public_url) {
+            e.push(format!(
+                "public_url: {:?} must be http(s)://HOST[:PORT] with no path",
+                self.public_url
+            ));
         }
         if self.region.is_empty()
             || !self
@@ -372,9 +384,39 @@ impl Config {
     }
 }
 
+/// `http(s)://HOST[:PORT]`: a plain host (name, IPv4 or `[IPv6]`), no path, query or userinfo.
+fn valid_public_url(url: &str) -> bool {
+    let host = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or("");
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_url_is_checked() {
+        assert!(valid_public_url("http://fn.example.com:8080"));
+        assert!(valid_public_url("https://[::1]:8443"));
+        for bad in [
+            "fn.example.com",
+            "http://",
+            "http://h/path",
+            "ftp://h",
+            "http://u@h",
+        ] {
+            assert!(!valid_public_url(bad), "{bad}");
+        }
+        let err = Config::from_toml("public_url = \"http://h/x\"").unwrap_err();
+        assert!(err.to_string().contains("public_url"), "{err}");
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -73,6 +73,7 @@ pub async fn serve(
     let admin =
         http::bind(cfg.admin_listen).with_context(|| format!("binding {}", cfg.admin_listen))?;
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
+    router.bound(public_addr);
     tracing::info!(listener = "public", addr = %public_addr, "listening (HTTP/1.1, h2c)");
     tracing::info!(listener = "admin", addr = %admin_addr, "listening (/healthz, /metrics)");
 

@@ -133,9 +133,62 @@ impl ApiError {
     }
 }
 
+/// What a function URL answers when it cannot give the function's own response. Function
+/// URLs answer like Lambda's URL front end, not with the Invoke API's error shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// No URL config for this function and qualifier (or no such function): 404.
+    #[error("no function URL here")]
+    NotFound,
+    /// `AuthType: AWS_IAM`: hearth does not verify SigV4 signatures yet: 403.
+    #[error("AWS_IAM function URLs are not served")]
+    IamNotSupported,
+    /// The request (its body, or the event it becomes) exceeds the sync payload limit: 413.
+    #[error("request larger than {0} bytes")]
+    TooLarge(usize),
+    /// The function failed, or its result is not a valid URL response: 502.
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
+}
+
+impl UrlError {
+    /// The HTTP response (the request id is added by the respond phase).
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
+        let (status, body, content_type) = match self {
+            UrlError::NotFound => (StatusCode::NOT_FOUND, r#"{"Message":null}"#.to_string(), "application/json"),
+            UrlError::IamNotSupported => (
+                StatusCode::FORBIDDEN,
+                serde_json::json!({ "Message": "Forbidden. hearth does not verify SigV4 signatures yet, so AuthType AWS_IAM URLs refuse every request; use AuthType NONE." }).to_string(),
+                "application/json",
+            ),
+            UrlError::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({ "Message": format!("Request must be smaller than {limit} bytes for the InvokeFunction operation") }).to_string(),
+                "application/json",
+            ),
+            UrlError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "Internal Server Error".to_string(), "text/plain"),
+        };
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static(content_type));
+        resp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_error_shapes() {
+        assert_eq!(UrlError::NotFound.to_response().status(), 404);
+        assert_eq!(UrlError::IamNotSupported.to_response().status(), 403);
+        assert_eq!(UrlError::TooLarge(1).to_response().status(), 413);
+        let r = UrlError::BadGateway("x".into()).to_response();
+        assert_eq!(r.status(), 502);
+        assert_eq!(r.headers()["content-type"], "text/plain");
+    }
 
     #[test]
     fn response_shape() {

@@ -6,4 +6,4 @@ pub mod names;
 pub mod types;
 
 pub use descriptor::VersionDescriptor;
-pub use error::ApiError;
+pub use error::{ApiError, UrlError};

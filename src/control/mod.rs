@@ -277,8 +277,8 @@ impl Control {
         &self.region
     }
 
-    /// Serves one management request. `base_url` (scheme and host the client used) is used
-    /// for `Code.Location`.
+    /// Serves one management request. `base_url` (the public base URL) is used
+    /// for `Code.Location` and `FunctionUrl`.
     pub async fn handle(
         &self,
         action: Action,

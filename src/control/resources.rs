@@ -102,7 +102,7 @@ pub fn encode(v: &impl serde::Serialize) -> Result<String, ApiError> {
 }
 
 impl Control {
-    /// Serves one resource action. `base_url` is the scheme and host the client used.
+    /// Serves one resource action. `base_url` is the public base URL (for `FunctionUrl`).
     pub(super) fn handle_resource(
         &self,
         action: ResourceAction,
@@ -127,10 +127,12 @@ impl Control {
             A::CreateUrl { name, qualifier } => {
                 self.create_url(&name, q(&qualifier), &body, base_url)
             }
-            A::GetUrl { name, qualifier } => self.get_url(&name, qualifier.as_deref()),
-            A::UpdateUrl { name, qualifier } => self.update_url(&name, qualifier.as_deref(), &body),
+            A::GetUrl { name, qualifier } => self.get_url(&name, qualifier.as_deref(), base_url),
+            A::UpdateUrl { name, qualifier } => {
+                self.update_url(&name, qualifier.as_deref(), &body, base_url)
+            }
             A::DeleteUrl { name, qualifier } => self.delete_url(&name, qualifier.as_deref()),
-            A::ListUrls { name, page } => self.list_urls(&name, &page),
+            A::ListUrls { name, page } => self.list_urls(&name, &page, base_url),
             A::PutEventInvoke { name, qualifier } => {
                 self.put_event_invoke(&name, qualifier.as_deref(), &body, true)
             }

@@ -1,8 +1,10 @@
 //! Function URLs: Create/Get/Update/DeleteFunctionUrlConfig, ListFunctionUrlConfigs. The URL is
-//! `http://<host the client used>/fn/<name>[:<alias>]/`; the router serves it (a later issue).
+//! `<public base>/fn/<name>[:<alias>]/`, where the router gives the base (the `public_url`
+//! config key, else its bound address); it is built on every answer, so a changed base shows
+//! at once. The router serves it (`src/router/url.rs`).
 
 use super::resource_action::Page;
-use super::resources::{constraint, decode, encode, parse_json, required};
+use super::resources::{constraint, decode, encode, page, parse_json, required};
 use super::{Control, Reply};
 use crate::api::ApiError;
 use crate::api::types::{Cors, FunctionUrlConfig, FunctionUrlConfigRequest};
@@ -115,9 +117,12 @@ fn url_qualifier(q: Option<&str>) -> Result<&str, ApiError> {
     }
 }
 
-/// `base_url` when it is `http://` and a plain host (a hostile Host header is not stored).
+/// `base_url` when it is `http(s)://` and a plain host.
 fn checked_base(base_url: &str) -> Result<&str, ApiError> {
-    let host = base_url.strip_prefix("http://").unwrap_or("");
+    let host = base_url
+        .strip_prefix("http://")
+        .or_else(|| base_url.strip_prefix("https://"))
+        .unwrap_or("");
     let ok = !host.is_empty()
         && host.len() <= 255
         && host
@@ -125,7 +130,7 @@ fn checked_base(base_url: &str) -> Result<&str, ApiError> {
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
     if !ok {
         return Err(ApiError::invalid_parameter(
-            "The request's Host header is not a valid host.",
+            "The public base URL is not a valid http(s) URL.",
         ));
     }
     Ok(base_url)
@@ -139,6 +144,21 @@ fn now_iso() -> String {
     time::OffsetDateTime::now_utc()
         .format(&f)
         .unwrap_or_default()
+}
+
+/// `{base}/fn/{name}[:{alias}]/`, the name and alias taken from the config's function ARN.
+fn function_url(base_url: &str, function_arn: &str) -> Result<String, ApiError> {
+    let shown = function_arn
+        .split_once(":function:")
+        .map(|(_, s)| s)
+        .unwrap_or(function_arn);
+    Ok(format!("{}/fn/{shown}/", checked_base(base_url)?))
+}
+
+/// The config as answered: `FunctionUrl` built from the current base.
+fn shown(mut c: FunctionUrlConfig, base_url: &str) -> Result<FunctionUrlConfig, ApiError> {
+    c.function_url = function_url(base_url, &c.function_arn)?;
+    Ok(c)
 }
 
 fn without_last_modified(c: &FunctionUrlConfig) -> Result<serde_json::Value, ApiError> {
@@ -172,14 +192,11 @@ impl Control {
     ) -> Result<Reply, ApiError> {
         let key = url_qualifier(qualifier.as_deref())?;
         let input = parse_create_url(body)?;
-        let shown = match qualifier.as_deref() {
-            Some(q) => format!("{name}:{q}"),
-            None => name.to_string(),
-        };
         let now = now_iso();
+        let function_arn = self.arn(name, qualifier.as_deref());
         let config = FunctionUrlConfig {
-            function_url: format!("{}/fn/{shown}/", checked_base(base_url)?),
-            function_arn: self.arn(name, qualifier.as_deref()),
+            function_url: function_url(base_url, &function_arn)?,
+            function_arn,
             auth_type: input.auth_type.unwrap_or_default(),
             cors: input.cors,
             creation_time: now.clone(),
@@ -202,9 +219,14 @@ impl Control {
         Reply::json(StatusCode::CREATED, without_last_modified(&config)?)
     }
 
-    pub(super) fn get_url(&self, name: &str, qualifier: Option<&str>) -> Result<Reply, ApiError> {
+    pub(super) fn get_url(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+        base_url: &str,
+    ) -> Result<Reply, ApiError> {
         match self.url_config(name, qualifier)? {
-            Some(c) => Reply::json(StatusCode::OK, c),
+            Some(c) => Reply::json(StatusCode::OK, shown(c, base_url)?),
             None => {
                 self.require_function(name)?;
                 Err(self.url_not_found())
@@ -217,6 +239,7 @@ impl Control {
         name: &str,
         qualifier: Option<&str>,
         body: &[u8],
+        base_url: &str,
     ) -> Result<Reply, ApiError> {
         let key = url_qualifier(qualifier)?;
         let input = parse_update_url(body)?;
@@ -237,6 +260,7 @@ impl Control {
             updated = Some(c);
             Ok(Edit::Put(json))
         })?;
+        let updated = updated.map(|c| shown(c, base_url)).transpose()?;
         Reply::json(StatusCode::OK, updated)
     }
 
@@ -249,8 +273,24 @@ impl Control {
         self.delete_existing(name, URL, key, self.url_not_found())
     }
 
-    pub(super) fn list_urls(&self, name: &str, p: &Page) -> Result<Reply, ApiError> {
-        self.list_page::<FunctionUrlConfig>(name, URL, "FunctionUrlConfigs", p)
+    pub(super) fn list_urls(
+        &self,
+        name: &str,
+        p: &Page,
+        base_url: &str,
+    ) -> Result<Reply, ApiError> {
+        self.require_function(name)?;
+        let all = self.resources_of::<FunctionUrlConfig>(name, URL)?;
+        let all = all
+            .into_iter()
+            .map(|(k, c)| Ok((k, shown(c, base_url)?)))
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let (items, next) = page(all, p, 50)?;
+        let mut body = serde_json::json!({ "FunctionUrlConfigs": items });
+        if let Some(m) = next {
+            body["NextMarker"] = m.into();
+        }
+        Reply::json(StatusCode::OK, body)
     }
 }
 
@@ -292,6 +332,12 @@ mod tests {
         assert!(checked_base("http://[::1]:80").is_ok());
         assert!(checked_base("http://evil/\"x").is_err());
         assert!(checked_base("http://").is_err());
+        assert!(checked_base("https://fn.example.com").is_ok());
+        let arn = "arn:aws:lambda:us-east-1:000000000000:function:f:live";
+        assert_eq!(
+            function_url("http://h:1", arn).unwrap(),
+            "http://h:1/fn/f:live/"
+        );
         assert!(url_qualifier(Some("1")).is_err());
         assert!(url_qualifier(Some("$LATEST")).is_err());
         assert_eq!(url_qualifier(Some("live")).unwrap(), "live");

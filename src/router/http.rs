@@ -9,6 +9,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::future::Future;
 use std::net::SocketAddr;
 
+/// The client's address, added to every request as an extension (a function URL's
+/// `requestContext.http.sourceIp`). Listeners that feed the router put it there too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteAddr(pub SocketAddr);
+
 /// Binds a TCP listener (SO_REUSEADDR, backlog 1024, non-blocking) for tokio.
 pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -34,10 +39,10 @@ pub async fn serve<S, F>(
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -47,7 +52,8 @@ pub async fn serve<S, F>(
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
-        let svc = hyper::service::service_fn(move |req| {
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(RemoteAddr(peer));
             let fut = service(req);
             async move { Ok::<_, std::convert::Infallible>(fut.await) }
         });

@@ -4,6 +4,7 @@
 pub mod http;
 pub mod invoke;
 pub mod resolve;
+pub mod url;
 
 use crate::agent::{AgentClient, InvokeRequest, InvokeResponse};
 use crate::api::ApiError;
@@ -30,6 +31,7 @@ enum Route<'a> {
     Code(&'a str),
     Logs(&'a str),
     QueueRead(&'a str),
+    Url(url::UrlPath<'a>),
     Management,
     Unknown,
 }
@@ -52,6 +54,8 @@ fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
         crate::events::read::read_path(path).filter(|_| method == ::http::Method::GET)
     {
         Route::QueueRead(name)
+    } else if let Some(p) = url::url_path(path) {
+        Route::Url(p)
     } else if is_management_path(path) {
         Route::Management
     } else {
@@ -69,6 +73,8 @@ pub struct Router {
     max_payload: usize,
     max_management_body: usize,
     logs_dir: std::path::PathBuf,
+    /// Base of absolute URLs handed out: `public_url`, else set from the bound address.
+    public_base: std::sync::OnceLock<String>,
 }
 
 impl Router {
@@ -88,7 +94,24 @@ impl Router {
             max_payload: cfg.limits.max_payload_bytes,
             max_management_body: cfg.limits.max_management_body_bytes,
             logs_dir: cfg.data_dir.join("logs"),
+            public_base: match cfg.public_url.trim_end_matches('/') {
+                "" => std::sync::OnceLock::new(),
+                url => url.to_string().into(),
+            },
         })
+    }
+
+    /// Tells the router its bound public address; absolute URLs use `http://ADDR` unless the
+    /// `public_url` config key is set.
+    pub fn bound(&self, addr: std::net::SocketAddr) {
+        let _ = self.public_base.set(format!("http://{addr}"));
+    }
+
+    fn public_base(&self) -> &str {
+        self.public_base
+            .get()
+            .map(String::as_str)
+            .unwrap_or("http://127.0.0.1")
     }
 
     /// Follows the control service's change feed (cache flushes and acknowledgements) until
@@ -114,6 +137,7 @@ impl Router {
             Route::Code(sha) => self.code(sha),
             Route::Logs(name) => self.logs(name, req.uri().query().unwrap_or("")),
             Route::QueueRead(name) => self.queue_read(name, req.uri().query().unwrap_or("")).await,
+            Route::Url(p) => self.function_url(req, p, &request_id).await,
             Route::Management => self.management(req).await,
             Route::Unknown => Err(ApiError::unknown_operation(format!(
                 "Unknown operation: {method} {path}"
@@ -190,15 +214,11 @@ impl Router {
             req.uri().query().unwrap_or(""),
             self.control.account(),
         )?;
-        let host = req
-            .headers()
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1")
-            .to_string();
-        let base_url = format!("http://{host}");
         let body = Self::read_body(req, self.max_management_body).await?;
-        let reply = self.control.handle(action, body, &base_url).await?;
+        let reply = self
+            .control
+            .handle(action, body, self.public_base())
+            .await?;
         let body = reply
             .body
             .map(|b| Bytes::from(b.to_string()))
@@ -290,24 +310,16 @@ impl Router {
             )
         });
         let parsed = parsed.inspect_err(|_| self.count("client_error"))?;
-        // authenticate: every caller maps to the default tenant until authentication exists.
-        let descriptor = self
-            .resolver
-            .resolve(&parsed.function.name, parsed.function.qualifier.as_deref());
-        let descriptor = descriptor.inspect_err(|_| self.count("client_error"))?;
-        let invoked_arn = match &parsed.function.qualifier {
-            Some(q) => format!("{}:{q}", descriptor.function_arn),
-            None => descriptor.function_arn.clone(),
-        };
-        let req = InvokeRequest {
-            request_id: request_id.to_string(),
-            descriptor,
-            invoked_arn,
-            client_context: parsed.client_context.clone(),
-            trace_id: parsed.trace_id.clone().unwrap_or_else(new_trace_id),
-            payload: parsed.payload.clone(),
-            log_tail: parsed.log_tail,
-        };
+        let function = &parsed.function;
+        let mut req = self.invoke_request(
+            &function.name,
+            function.qualifier.as_deref(),
+            parsed.payload.clone(),
+            request_id,
+            parsed.trace_id.clone(),
+        )?;
+        req.client_context = parsed.client_context.clone();
+        req.log_tail = parsed.log_tail;
         match parsed.invocation_type {
             InvocationType::DryRun => Ok(empty(StatusCode::NO_CONTENT)),
             InvocationType::Event => self.invoke_event(req, &parsed).await,
@@ -315,8 +327,36 @@ impl Router {
         }
     }
 
+    /// resolve: the version to run, as the request the agent gets (shared by the Invoke API,
+    /// function URLs and asynchronous deliveries).
+    fn invoke_request(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+        payload: Bytes,
+        request_id: &str,
+        trace_id: Option<String>,
+    ) -> Result<InvokeRequest, ApiError> {
+        // authenticate: every caller maps to the default tenant until authentication exists.
+        let descriptor = self.resolver.resolve(name, qualifier);
+        let descriptor = descriptor.inspect_err(|_| self.count("client_error"))?;
+        let invoked_arn = match qualifier {
+            Some(q) => format!("{}:{q}", descriptor.function_arn),
+            None => descriptor.function_arn.clone(),
+        };
+        Ok(InvokeRequest {
+            request_id: request_id.to_string(),
+            descriptor,
+            invoked_arn,
+            client_context: None,
+            trace_id: trace_id.unwrap_or_else(new_trace_id),
+            payload,
+            log_tail: false,
+        })
+    }
+
     /// `Event`: the event is stored on the durable queue (DESIGN.md "The invoke path"); 202
-    /// once it is on disk. Delivery workers run it through [`Router::forward`].
+    /// once it is on disk. Delivery workers run it through [`Router::run_sync`].
     async fn invoke_event(
         &self,
         req: InvokeRequest,
@@ -337,29 +377,32 @@ impl Router {
         Ok(empty(StatusCode::ACCEPTED))
     }
 
-    /// admit + place + forward: the one path every invocation takes to an agent (synchronous
-    /// invokes and asynchronous deliveries). A refusal means the invocation never started.
-    async fn forward(&self, req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
-        self.agent.invoke(req).await.map_err(|e| match e {
-            crate::agent::AgentError::Capacity => {
-                ApiError::too_many_requests("ConcurrentInvocationLimitExceeded", "Rate Exceeded.")
-            }
-            other => ApiError::service(other.to_string()),
-        })
-    }
-
     async fn invoke_sync(&self, req: InvokeRequest) -> Result<Resp, ApiError> {
         let version = req.descriptor.version.clone();
-        let out = self
-            .forward(req)
-            .await
-            .inspect_err(|_| self.count("service_error"))?;
+        let out = self.run_sync(req).await?;
+        Ok(invoke_response(out, &version))
+    }
+
+    /// admit, place, forward: the one call that runs an invocation (Invoke API, function URLs
+    /// and asynchronous deliveries).
+    async fn run_sync(&self, req: InvokeRequest) -> Result<InvokeResponse, ApiError> {
+        // admit + place: one agent in `serve`; a refusal means the invocation never started.
+        let out = self.agent.invoke(req).await.map_err(|e| {
+            self.count("service_error");
+            match e {
+                crate::agent::AgentError::Capacity => ApiError::too_many_requests(
+                    "ConcurrentInvocationLimitExceeded",
+                    "Rate Exceeded.",
+                ),
+                other => ApiError::service(other.to_string()),
+            }
+        })?;
         self.count(if out.function_error.is_some() {
             "function_error"
         } else {
             "success"
         });
-        Ok(invoke_response(out, &version))
+        Ok(out)
     }
 
     fn count(&self, outcome: &'static str) {
@@ -380,24 +423,15 @@ impl crate::events::Dispatch for Router {
         event: &crate::events::AsyncEvent,
         payload: Bytes,
     ) -> Result<crate::events::Delivered, crate::events::DispatchError> {
-        let descriptor = self
-            .resolver
-            .resolve(&event.function_name, event.qualifier.as_deref())?;
-        let invoked_arn = match &event.qualifier {
-            Some(q) => format!("{}:{q}", descriptor.function_arn),
-            None => descriptor.function_arn.clone(),
-        };
-        let executed_version = descriptor.version.clone();
-        let req = InvokeRequest {
-            request_id: event.request_id.clone(),
-            descriptor,
-            invoked_arn,
-            client_context: None,
-            trace_id: event.trace_id.clone().unwrap_or_else(new_trace_id),
+        let req = self.invoke_request(
+            &event.function_name,
+            event.qualifier.as_deref(),
             payload,
-            log_tail: false,
-        };
-        let out = self.forward(req).await?;
+            &event.request_id,
+            event.trace_id.clone(),
+        )?;
+        let executed_version = req.descriptor.version.clone();
+        let out = self.run_sync(req).await?;
         Ok(crate::events::Delivered {
             body: out.body,
             function_error: out.function_error,
@@ -478,6 +512,9 @@ mod tests {
         assert_eq!(route(&post, "/2015-03-31/functions"), Route::Management);
         assert_eq!(route(&get, "/hearth/v1/code/ab.zip"), Route::Code("ab"));
         assert_eq!(route(&get, "/"), Route::Unknown);
+        assert!(matches!(route(&get, "/fn/f:a/x"), Route::Url(p) if p.raw_path == "/x"));
+        assert!(matches!(route(&post, "/fn/f"), Route::Url(p) if p.function == "f"));
+        assert_eq!(route(&get, "/fn/"), Route::Unknown);
         assert_eq!(
             route(&post, "/2015-03-31/functions/f/invocations/x"),
             Route::Management
