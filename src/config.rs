@@ -30,6 +30,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub limits: LimitsConfig,
     pub tls: TlsConfig,
+    pub events: EventsConfig,
 }
 
 /// TLS (HTTP/1.1 and HTTP/2 by ALPN) on a TCP port and HTTP/3 (QUIC) on the same UDP port.
@@ -44,6 +45,24 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Generate a self-signed certificate once (kept in `<data_dir>/tls/`) instead of `cert`/`key`.
     pub dev: bool,
+}
+
+/// Asynchronous invocations: the delivery workers (DESIGN.md "The invoke path").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Delivery workers (each runs one event at a time).
+    pub workers: usize,
+    /// Seconds a pulled event stays leased; a running worker renews the lease every third of it,
+    /// and a crashed worker's events are delivered again after it.
+    pub lease_secs: u64,
+    /// Backoff before the first retry after a function error (doubles for the second), ms.
+    /// Lambda waits about one minute, then two.
+    pub retry_base_ms: u64,
+    /// Backoff after the first throttle or capacity refusal (doubles per refusal), ms.
+    pub throttle_base_ms: u64,
+    /// Longest backoff after throttles, ms (Lambda: five minutes).
+    pub throttle_max_ms: u64,
 }
 
 /// Language runtimes (DESIGN.md "Runtimes").
@@ -141,6 +160,7 @@ impl Default for Config {
             agent: AgentConfig::default(),
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -173,6 +193,18 @@ impl Default for AgentConfig {
             init_timeout_secs: 10,
             reuse_instances: true,
             stem_cells: 2,
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            workers: 8,
+            lease_secs: 30,
+            retry_base_ms: 60_000,
+            throttle_base_ms: 1_000,
+            throttle_max_ms: 300_000,
         }
     }
 }
@@ -384,6 +416,19 @@ impl Config {
             (false, false, false) if t.listen.is_none() => {}
             (true, _, _) => e.push("tls.dev: set either dev or cert and key, not both".into()),
             _ => e.push("tls.cert / tls.key: both are needed (or tls.dev = true)".into()),
+        }
+        let ev = &self.events;
+        if !(1..=1024).contains(&ev.workers) {
+            e.push("events.workers: must be 1..=1024".into());
+        }
+        if !(1..=3600).contains(&ev.lease_secs) {
+            e.push("events.lease_secs: must be 1..=3600".into());
+        }
+        if !(1..=3_600_000).contains(&ev.retry_base_ms) {
+            e.push("events.retry_base_ms: must be 1..=3600000".into());
+        }
+        if ev.throttle_base_ms == 0 || ev.throttle_max_ms < ev.throttle_base_ms {
+            e.push("events.throttle_base_ms / throttle_max_ms: need 0 < base <= max".into());
         }
         if e.is_empty() {
             Ok(())

@@ -279,6 +279,12 @@ impl Metrics {
         }
     }
 
+    /// Lets a component register its own metrics under `prefix` (e.g. `hearth_events`).
+    pub fn register_component(&self, prefix: &str, f: impl FnOnce(&mut Registry)) {
+        let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        f(reg.sub_registry_with_prefix(prefix));
+    }
+
     /// Prometheus text exposition of every registered metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::control::Control;
 use crate::control::steps::Steps;
 use crate::control::workflow::{Engine, Faults};
+use crate::events::{Acceptor, EventsMetrics, Workers};
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::queue::outbox::Relay;
@@ -49,8 +50,25 @@ pub async fn serve(
         python: cfg.runtimes.python.clone(),
         ack_timeout: Duration::from_secs(10),
     };
-    let engine = Engine::new(control.clone(), queue, steps, Faults::from_env());
-    let router = Router::new(control.clone(), agent_client, metrics.clone(), &cfg);
+    let engine = Engine::new(control.clone(), queue.clone(), steps, Faults::from_env());
+    let events = Acceptor {
+        queue: queue.clone(),
+        metrics: EventsMetrics::register(&metrics),
+    };
+    let router = Router::new(
+        control.clone(),
+        agent_client,
+        metrics.clone(),
+        events.clone(),
+        &cfg,
+    );
+    let workers = Workers::new(
+        queue,
+        control.clone(),
+        router.clone(),
+        events.metrics,
+        &cfg.events,
+    );
     let scheduler = Arc::new(Scheduler::new(
         control.store().clone(),
         clock_from_env(),
@@ -112,6 +130,7 @@ pub async fn serve(
     let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
     let engine_task = tokio::spawn(engine.clone().run(engine_rx.clone()));
     let scheduler_task = tokio::spawn(scheduler.run(engine_rx.clone()));
+    let workers_task = tokio::spawn(workers.run(engine_rx.clone()));
     let relay_task = tokio::spawn(relay.run(async move {
         let mut rx = engine_rx;
         let _ = rx.wait_for(|s| *s).await;
@@ -148,6 +167,12 @@ pub async fn serve(
         tracing::warn!("drain deadline passed; stopping anyway");
     }
     let _ = engine_stop.send(true);
+    // Delivery workers finish the events they are running, within the grace period; an event
+    // cut off is delivered again after its lease (at least once).
+    let workers_abort = workers_task.abort_handle();
+    if tokio::time::timeout(grace, workers_task).await.is_err() {
+        workers_abort.abort();
+    }
     let _ = tokio::join!(engine_task, relay_task, reaper, follower, scheduler_task);
     agent.shutdown().await;
     tracing::info!("stopped");

@@ -1,7 +1,7 @@
 //! The client commands: each builds one Lambda API request and prints the answer.
 
 use super::client::{Client, segment};
-use super::{AdminCommand, Command, FnCommand, LimitsCommand};
+use super::{AdminCommand, Command, FnCommand, LimitsCommand, QueueCommand};
 use base64::Engine;
 use bytes::Bytes;
 use http::Method;
@@ -47,6 +47,21 @@ pub async fn run_client(cmd: Command) -> anyhow::Result<i32> {
         } => {
             let client = Client::new(&endpoint.endpoint)?;
             invoke(&client, &function, payload.as_deref(), log_tail).await
+        }
+        Command::Queue {
+            endpoint,
+            command: QueueCommand::Read { name, max, after },
+        } => {
+            let client = Client::new(&endpoint.endpoint)?;
+            let path = format!(
+                "/hearth/v1/queues/{}/messages?max={max}&after={after}",
+                segment(&name)
+            );
+            let out = client.json(Method::GET, &path, None).await?;
+            for m in out["Messages"].as_array().into_iter().flatten() {
+                println!("{m}");
+            }
+            Ok(0)
         }
         Command::Admin { admin, command } => {
             let client = Client::new(&admin)?;

@@ -80,6 +80,13 @@ pub enum Command {
         #[command(subcommand)]
         command: LimitsCommand,
     },
+    /// Destination queues (`arn:aws:sqs:REGION:ACCOUNT:NAME` maps to queue NAME).
+    Queue {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Load-test harness: open/closed loop HTTP load, Invoke load, trace replay.
     Loadgen {
         #[command(subcommand)]
@@ -96,6 +103,21 @@ pub enum Command {
     Schedule {
         #[command(subcommand)]
         command: schedule::ScheduleCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Print a queue's messages, oldest first, without consuming them: one JSON object per
+    /// line `{"Seq","PublishedMs","Body"}`; pass the last Seq as --after to read on.
+    Read {
+        name: String,
+        /// Most messages to print (1–1000).
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+        /// Print only messages with a sequence above this.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
     },
 }
 

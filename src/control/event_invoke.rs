@@ -42,6 +42,10 @@ fn destination(d: Option<Destination>, field: &str) -> Result<Option<Destination
             "Member must satisfy regular expression pattern: ^$|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}(-gov)?-[a-z]+-\\d{1})?:(\\d{12})?:(.*) and have length at most 350",
         ));
     }
+    if let Some(arn) = d.as_ref().and_then(|d| d.destination.as_deref()) {
+        // Only destinations hearth can deliver to (functions and queues).
+        crate::events::arn::parse_destination(arn)?;
+    }
     Ok(d)
 }
 

@@ -3,6 +3,17 @@
 //! outbox when the accept writes other state in the same transaction); delivery workers run it
 //! with the function's event-invoke config.
 
+pub mod accept;
+pub mod arn;
+pub mod metrics;
+pub mod read;
+pub mod record;
+pub mod worker;
+
+pub use accept::{Acceptor, accept};
+pub use metrics::EventsMetrics;
+pub use worker::{Delivered, Dispatch, DispatchError, Workers};
+
 use serde::{Deserialize, Serialize};
 
 /// The queue topic every accepted asynchronous invocation is published on.
@@ -24,4 +35,15 @@ pub struct AsyncEvent {
     /// What produced the event when it was not an Invoke call (`trigger:NAME` for timer ticks).
     #[serde(default)]
     pub source: Option<String>,
+}
+
+/// The durable consumer the delivery workers pull [`TOPIC`] with.
+pub const CONSUMER: &str = "delivery";
+
+/// Now, epoch milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }

@@ -199,6 +199,14 @@ pub trait Queue: Send + Sync {
     /// (a publish or a nak without delay seen by this process). The value is opaque and only
     /// increases. A NATS backend feeds it from a core subscription on the stream's subject.
     fn subscribe(&self, topic: &str) -> watch::Receiver<u64>;
+
+    /// Reads up to `max` stored messages of `topic` with sequences above `after`, oldest first,
+    /// without leasing or settling anything (JetStream direct get). `deliveries` is 0. Backends
+    /// that cannot read directly answer [`QueueError::Invalid`].
+    fn read(&self, topic: &str, after: u64, max: usize) -> Result<Vec<Message>> {
+        let _ = (topic, after, max);
+        Err(QueueError::Invalid("direct reads are not supported".into()))
+    }
 }
 
 /// How often [`pull_wait`] pulls again without a notification, so that expired leases and

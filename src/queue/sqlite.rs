@@ -251,6 +251,12 @@ impl Queue for SqliteQueue {
         self.write(|tx, now| ops::trim(tx, topic, now, window, max_age))
     }
 
+    fn read(&self, topic: &str, after: u64, max: usize) -> Result<Vec<Message>> {
+        check_topic(topic)?;
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        ops::read(&conn, topic, after, max)
+    }
+
     fn subscribe(&self, topic: &str) -> watch::Receiver<u64> {
         let mut watches = self.watches.lock().unwrap_or_else(|p| p.into_inner());
         let w = watches

@@ -44,6 +44,7 @@ enum Route<'a> {
     Invoke(&'a str),
     Code(&'a str),
     Logs(&'a str),
+    QueueRead(&'a str),
     Url(url::UrlPath<'a>),
     Limits(&'a str),
     Management,
@@ -64,6 +65,10 @@ fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
         .filter(|_| method == ::http::Method::GET)
     {
         Route::Logs(name)
+    } else if let Some(name) =
+        crate::events::read::read_path(path).filter(|_| method == ::http::Method::GET)
+    {
+        Route::QueueRead(name)
     } else if let Some(p) = url::url_path(path) {
         Route::Url(p)
     } else if let Some(name) = path
@@ -86,6 +91,7 @@ pub struct Router {
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     place_wait: Duration,
+    events: crate::events::Acceptor,
     max_payload: usize,
     max_management_body: usize,
     logs_dir: std::path::PathBuf,
@@ -98,6 +104,7 @@ impl Router {
         control: Arc<Control>,
         agent: Arc<dyn AgentClient>,
         metrics: Arc<Metrics>,
+        events: crate::events::Acceptor,
         cfg: &crate::config::Config,
     ) -> Arc<Router> {
         Arc::new(Router {
@@ -107,6 +114,7 @@ impl Router {
             agent,
             metrics,
             place_wait: Duration::from_millis(cfg.limits.place_wait_ms),
+            events,
             max_payload: cfg.limits.max_payload_bytes,
             max_management_body: cfg.limits.max_management_body_bytes,
             logs_dir: cfg.data_dir.join("logs"),
@@ -167,6 +175,7 @@ impl Router {
             }
             Route::Code(sha) => self.code(sha),
             Route::Logs(name) => self.logs(name, req.uri().query().unwrap_or("")),
+            Route::QueueRead(name) => self.queue_read(name, req.uri().query().unwrap_or("")).await,
             Route::Url(p) => self.function_url(req, p, &request_id).await,
             Route::Limits(name) => self.function_limits(req, name).await,
             Route::Management => self.management(req).await,
@@ -332,6 +341,16 @@ impl Router {
         Ok(resp)
     }
 
+    /// `GET /hearth/v1/queues/{name}/messages`: a destination queue's messages (not consumed).
+    async fn queue_read(&self, name: &str, query: &str) -> Result<Resp, ApiError> {
+        let req = crate::events::read::parse_read(name, query)?;
+        let body = crate::events::read::read(&self.events.queue, req).await?;
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        Ok(resp)
+    }
+
     fn code(&self, sha: &str) -> Result<Resp, ApiError> {
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ApiError::not_found("No such code package"));
@@ -367,13 +386,13 @@ impl Router {
         req.log_tail = parsed.log_tail;
         match parsed.invocation_type {
             InvocationType::DryRun => Ok(empty(StatusCode::NO_CONTENT)),
-            InvocationType::Event => Ok(self.invoke_event(req)),
+            InvocationType::Event => self.invoke_event(req, &parsed).await,
             InvocationType::RequestResponse => self.invoke_sync(req).await,
         }
     }
 
-    /// resolve: the version to run, as the request the agent gets (shared by the Invoke API
-    /// and function URLs).
+    /// resolve: the version to run, as the request the agent gets (shared by the Invoke API,
+    /// function URLs and asynchronous deliveries).
     fn invoke_request(
         &self,
         name: &str,
@@ -428,21 +447,26 @@ impl Router {
         parsed
     }
 
-    /// `Event`: accepted at once, run in the background (not yet durable, and not admitted:
-    /// the queue and its delivery workers, which call [`Router::run`], come with the
-    /// async-invoke issue).
-    fn invoke_event(&self, mut req: InvokeRequest) -> Resp {
-        req.log_tail = false;
-        req.client_context = None;
-        let agent = self.agent.clone();
-        let metrics = self.metrics.clone();
-        let wait = self.place_wait;
-        tokio::spawn(async move {
-            if let Err(e) = place_and_forward(agent.as_ref(), req, wait, &metrics).await {
-                tracing::warn!(error = %e, "async invocation was not run");
-            }
-        });
-        empty(StatusCode::ACCEPTED)
+    /// `Event`: the event is stored on the durable queue (DESIGN.md "The invoke path"); 202
+    /// once it is on disk. Delivery workers run it through [`Router::run`] (admitted like a synchronous invoke).
+    async fn invoke_event(
+        &self,
+        req: InvokeRequest,
+        parsed: &invoke::ParsedInvoke,
+    ) -> Result<Resp, ApiError> {
+        let event = crate::events::AsyncEvent {
+            request_id: req.request_id,
+            function_name: req.descriptor.function_name.clone(),
+            qualifier: parsed.function.qualifier.clone(),
+            payload_b64: base64::engine::general_purpose::STANDARD.encode(&req.payload),
+            accepted_ms: crate::events::now_ms(),
+            trace_id: Some(req.trace_id),
+            source: None,
+        };
+        crate::events::accept(&self.events, &event)
+            .await
+            .inspect_err(|_| self.count("service_error"))?;
+        Ok(empty(StatusCode::ACCEPTED))
     }
 
     async fn invoke_sync(&self, req: InvokeRequest) -> Result<Resp, ApiError> {
@@ -577,6 +601,32 @@ async fn place_and_forward(
                 return Ok(out);
             }
         }
+    }
+}
+
+/// Asynchronous deliveries run through the same resolve and forward phases as synchronous
+/// invokes.
+#[async_trait::async_trait]
+impl crate::events::Dispatch for Router {
+    async fn dispatch(
+        &self,
+        event: &crate::events::AsyncEvent,
+        payload: Bytes,
+    ) -> Result<crate::events::Delivered, crate::events::DispatchError> {
+        let req = self.invoke_request(
+            &event.function_name,
+            event.qualifier.as_deref(),
+            payload,
+            &event.request_id,
+            event.trace_id.clone(),
+        )?;
+        let executed_version = req.descriptor.version.clone();
+        let out = self.run(req).await?;
+        Ok(crate::events::Delivered {
+            body: out.body,
+            function_error: out.function_error,
+            executed_version,
+        })
     }
 }
 

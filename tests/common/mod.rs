@@ -206,6 +206,13 @@ impl Hearth {
         }
     }
 
+    /// `kill -9`: the process dies at once (no drain, no cleanup).
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Starts again on the same data directory (after it stopped or died).
     pub fn launch_again(&mut self) {
         assert!(self.child.is_none(), "still running");

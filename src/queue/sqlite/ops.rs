@@ -143,6 +143,27 @@ pub(super) fn candidates(
     rows.map(|r| r.map_err(db)).collect()
 }
 
+/// Up to `limit` stored messages of `topic` above `after`, not leased (`deliveries` 0).
+pub(super) fn read(
+    conn: &rusqlite::Connection,
+    topic: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Message>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, payload, published_ms, dedup_id, origin_topic, origin_seq,
+                    origin_consumer, origin_deliveries, 0
+             FROM messages WHERE topic = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )
+        .map_err(db)?;
+    let args = params![topic, after.min(i64::MAX as u64) as i64, limit as i64];
+    let rows = stmt
+        .query_map(args, |r| row_to_message(topic, r))
+        .map_err(db)?;
+    rows.map(|r| r.map_err(db)).collect()
+}
+
 fn row_to_message(topic: &str, r: &Row) -> rusqlite::Result<Message> {
     let origin_topic: Option<String> = r.get(4)?;
     let origin = match origin_topic {

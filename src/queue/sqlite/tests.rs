@@ -454,3 +454,21 @@ fn killed_publisher_loses_nothing() {
     }
     assert!(stored.len() >= accepted.len());
 }
+
+#[test]
+fn read_is_non_destructive() {
+    let (_dir, _clock, q) = setup();
+    for i in 0..3u8 {
+        q.publish(T, &[i], None).unwrap();
+    }
+    let all = q.read(T, 0, 10).unwrap();
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(q.read(T, 1, 1).unwrap()[0].payload, [1]);
+    // Reading leases nothing: a consumer still gets every message.
+    assert_eq!(
+        q.pull(T, C, 10, &ConsumerConfig::default()).unwrap().len(),
+        3
+    );
+    assert_eq!(q.read(T, 0, 10).unwrap().len(), 3);
+    assert!(q.read("a b", 0, 1).is_err());
+}
