@@ -26,6 +26,35 @@ pub struct Config {
     pub runtimes: RuntimesConfig,
     pub agent: AgentConfig,
     pub limits: LimitsConfig,
+    /// Remote node agents (`http://HOST:PORT`) `serve` places invokes on instead of running
+    /// its own agent (multi-process mode). Empty: the in-process agent.
+    pub agents: Vec<String>,
+    pub placement: PlacementConfig,
+}
+
+/// Placement of invokes across remote agents (`agents`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// When every agent refused for capacity, how long an invoke keeps retrying before 429.
+    pub capacity_wait_ms: u64,
+    /// How long an unreachable agent is skipped before it is tried again.
+    pub down_backoff_ms: u64,
+    /// How often each agent's `GET /v1/state` is polled (idle instances, health).
+    pub state_poll_ms: u64,
+    /// Milliseconds to connect to an agent before it counts as unreachable.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig {
+            capacity_wait_ms: 1000,
+            down_backoff_ms: 2000,
+            state_poll_ms: 1000,
+            connect_timeout_ms: 1000,
+        }
+    }
 }
 
 /// Language runtimes (DESIGN.md "Runtimes").
@@ -75,6 +104,12 @@ pub struct AgentConfig {
     /// Keep instances warm for reuse. `false` stops every instance after its invocation, so
     /// each invoke is a cold start (for cold-start benchmarks).
     pub reuse_instances: bool,
+    /// `hearth agent`: the router-to-agent port (HTTP/2 prior knowledge or HTTP/1.1).
+    pub listen: SocketAddr,
+    /// `hearth agent`: where code packages come from (`GET {code_url}/hearth/v1/code/{sha}.zip`).
+    pub code_url: String,
+    /// `hearth agent`: seconds a code package download may take.
+    pub code_fetch_timeout_secs: u64,
 }
 
 /// Sizes of accepted input.
@@ -106,6 +141,8 @@ impl Default for Config {
             runtimes: RuntimesConfig::default(),
             agent: AgentConfig::default(),
             limits: LimitsConfig::default(),
+            agents: Vec::new(),
+            placement: PlacementConfig::default(),
         }
     }
 }
@@ -137,6 +174,9 @@ impl Default for AgentConfig {
             pids_max: 1024,
             init_timeout_secs: 10,
             reuse_instances: true,
+            listen: ([127, 0, 0, 1], 7070).into(),
+            code_url: String::new(),
+            code_fetch_timeout_secs: 60,
         }
     }
 }
@@ -151,6 +191,19 @@ impl Default for LimitsConfig {
             max_zip_entries: 20_000,
         }
     }
+}
+
+/// An `http://HOST:PORT` base URL without a path (agents and code sources speak plain HTTP
+/// on internal ports).
+pub fn valid_http_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("{url:?} must be http://HOST:PORT"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!("{url:?} must not have a path or query"));
+    }
+    Ok(())
 }
 
 /// Every problem found in a configuration.
@@ -294,6 +347,29 @@ impl Config {
         }
         if a.init_timeout_secs == 0 {
             e.push("agent.init_timeout_secs: must be at least 1".into());
+        }
+        if a.code_fetch_timeout_secs == 0 {
+            e.push("agent.code_fetch_timeout_secs: must be at least 1".into());
+        }
+        if !a.code_url.is_empty()
+            && let Err(err) = valid_http_url(&a.code_url)
+        {
+            e.push(format!("agent.code_url: {err}"));
+        }
+        for url in &self.agents {
+            if let Err(err) = valid_http_url(url) {
+                e.push(format!("agents: {err}"));
+            }
+        }
+        let p = &self.placement;
+        if p.state_poll_ms < 10 || p.down_backoff_ms < 10 || p.connect_timeout_ms < 10 {
+            e.push(
+                "placement.state_poll_ms / down_backoff_ms / connect_timeout_ms: must be at least 10"
+                    .into(),
+            );
+        }
+        if p.capacity_wait_ms > 60_000 {
+            e.push("placement.capacity_wait_ms: must be at most 60000".into());
         }
         let l = &self.limits;
         if l.max_payload_bytes == 0 || l.max_payload_bytes > 64 * 1024 * 1024 {

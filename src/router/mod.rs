@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod invoke;
+pub mod place;
 pub mod resolve;
 
 use crate::agent::{AgentClient, InvokeRequest, InvokeResponse};
