@@ -6,7 +6,8 @@
 //! then the rest by fewest invokes in flight from this router. Agents marked down are skipped
 //! (unless every agent is down). An agent that refuses before starting (capacity, draining,
 //! a failed start) or cannot be reached is skipped and the next one tried; an invocation
-//! that may have started ([`AgentError::Lost`]) is returned as is, never retried. When every
+//! that may have started ([`AgentError::Lost`]) is returned as is, never retried, and its
+//! agent is marked down (its connection broke; a later state poll brings it back). When every
 //! agent refused for capacity, the invoke waits and tries again for up to
 //! `placement.capacity_wait_ms`, then gets [`AgentError::Capacity`] (429 at the router).
 //!
@@ -204,12 +205,12 @@ impl Placement {
                     m.set_idle(key, out.idle);
                     return Ok(out);
                 }
-                Err(AgentError::Lost(msg)) => {
-                    // May have started: never retried.
-                    return Err(Round::Refused(AgentError::Lost(format!(
-                        "agent {}: {msg}",
-                        m.name
-                    ))));
+                Err(e @ AgentError::Lost(_)) => {
+                    // May have started: never retried. The agent's connection broke, so
+                    // the next invokes go elsewhere until a state poll reaches it again.
+                    tracing::warn!(agent = %m.name, error = %e, "invocation lost; agent marked down");
+                    m.mark_down(self.down_backoff);
+                    return Err(Round::Refused(e));
                 }
                 Err(AgentError::Capacity | AgentError::Draining) => m.set_idle(key, 0),
                 Err(e @ AgentError::Unreachable(_)) => {
