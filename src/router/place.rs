@@ -477,7 +477,7 @@ mod tests {
         let p = placement(&[a.clone(), b.clone()], 2000);
         assert_eq!(p.invoke(request()).await.unwrap().instance_id, "b");
         let c = agent("c", vec![Err(AgentError::Capacity)]);
-        let p = placement(&[c.clone()], 50);
+        let p = placement(std::slice::from_ref(&c), 50);
         assert!(matches!(
             p.invoke(request()).await,
             Err(AgentError::Capacity)
