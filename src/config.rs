@@ -420,6 +420,15 @@ mod tests {
     }
 
     #[test]
+    fn agent_urls_and_placement_are_checked() {
+        let ok =
+            "agents = [\"http://127.0.0.1:7070\"]\n[agent]\ncode_url = \"http://127.0.0.1:8080\"\n";
+        assert_eq!(Config::from_toml(ok).unwrap().agents.len(), 1);
+        let bad = "agents = [\"ftp://x\", \"http://a:1/p\"]\n[placement]\nstate_poll_ms = 1\n[agent]\ncode_url = \"x\"\n";
+        assert_eq!(Config::from_toml(bad).unwrap_err().0.len(), 4);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err();
         assert!(err.to_string().contains("listne"), "{err}");
