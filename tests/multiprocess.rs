@@ -175,3 +175,38 @@ fn an_agent_without_capacity_is_skipped_and_hostile_agent_requests_get_400() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 }
+
+#[test]
+fn provisioned_concurrency_is_split_across_agents() {
+    let (h, agents) = cluster(&["", ""], SERVE);
+    let dir = h.dir.path().join("pc");
+    write_bootstrap(
+        &dir,
+        &constant_bootstrap(r#"{\"init\":\"$AWS_LAMBDA_INITIALIZATION_TYPE\"}"#, ""),
+    );
+    h.deploy("pc", "provided", "", &dir, &["--publish"]);
+    let path = "/2019-09-30/functions/pc/provisioned-concurrency?Qualifier=1";
+    let r = h.request(
+        "PUT",
+        path,
+        &[],
+        br#"{"ProvisionedConcurrentExecutions": 3}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = h.request("GET", path, &[], b"").json();
+        if r["Status"] == "READY" {
+            assert_eq!(r["AllocatedProvisionedConcurrentExecutions"], 3, "{r}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r}\n{}", h.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Three instances over two agents: 2 + 1.
+    let mut per_agent = [agents[0].instances(), agents[1].instances()];
+    per_agent.sort();
+    assert_eq!(per_agent, [1, 2]);
+    let r = h.invoke("pc:1", "{}");
+    assert_eq!(r.json()["init"], "provisioned-concurrency", "{}", r.text());
+}
