@@ -31,6 +31,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub tls: TlsConfig,
     pub events: EventsConfig,
+    /// Remote node agents (`http://HOST:PORT`) `serve` places invokes on instead of running
+    /// its own agent (multi-process mode). Empty: the in-process agent.
+    pub agents: Vec<String>,
+    pub placement: PlacementConfig,
 }
 
 /// TLS (HTTP/1.1 and HTTP/2 by ALPN) on a TCP port and HTTP/3 (QUIC) on the same UDP port.
@@ -63,6 +67,31 @@ pub struct EventsConfig {
     pub throttle_base_ms: u64,
     /// Longest backoff after throttles, ms (Lambda: five minutes).
     pub throttle_max_ms: u64,
+}
+
+/// Placement of invokes across remote agents (`agents`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// When every agent refused for capacity, how long an invoke keeps retrying before 429.
+    pub capacity_wait_ms: u64,
+    /// How long an unreachable agent is skipped before it is tried again.
+    pub down_backoff_ms: u64,
+    /// How often each agent's `GET /v1/state` is polled (idle instances, health).
+    pub state_poll_ms: u64,
+    /// Milliseconds to connect to an agent before it counts as unreachable.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig {
+            capacity_wait_ms: 1000,
+            down_backoff_ms: 2000,
+            state_poll_ms: 1000,
+            connect_timeout_ms: 1000,
+        }
+    }
 }
 
 /// Language runtimes (DESIGN.md "Runtimes").
@@ -116,6 +145,12 @@ pub struct AgentConfig {
     /// listener, cgroups, helper process) waiting for a spec. They are generic (the runtime
     /// is part of the spec). 0 turns them off: every sandbox is built on the cold start.
     pub stem_cells: usize,
+    /// `hearth agent`: the router-to-agent port (HTTP/2 prior knowledge or HTTP/1.1).
+    pub listen: SocketAddr,
+    /// `hearth agent`: where code packages come from (`GET {code_url}/hearth/v1/code/{sha}.zip`).
+    pub code_url: String,
+    /// `hearth agent`: seconds a code package download may take.
+    pub code_fetch_timeout_secs: u64,
 }
 
 /// Sizes of accepted input.
@@ -161,6 +196,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
             events: EventsConfig::default(),
+            agents: Vec::new(),
+            placement: PlacementConfig::default(),
         }
     }
 }
@@ -192,6 +229,9 @@ impl Default for AgentConfig {
             pids_max: 1024,
             init_timeout_secs: 10,
             reuse_instances: true,
+            listen: ([127, 0, 0, 1], 7070).into(),
+            code_url: String::new(),
+            code_fetch_timeout_secs: 60,
             stem_cells: 2,
         }
     }
@@ -224,6 +264,19 @@ impl Default for LimitsConfig {
             place_wait_ms: 100,
         }
     }
+}
+
+/// An `http://HOST:PORT` base URL without a path (agents and code sources speak plain HTTP
+/// on internal ports).
+pub fn valid_http_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("{url:?} must be http://HOST:PORT"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!("{url:?} must not have a path or query"));
+    }
+    Ok(())
 }
 
 /// Every problem found in a configuration.
@@ -381,6 +434,29 @@ impl Config {
         if a.stem_cells > 64 {
             e.push("agent.stem_cells: must be 0..=64".into());
         }
+        if a.code_fetch_timeout_secs == 0 {
+            e.push("agent.code_fetch_timeout_secs: must be at least 1".into());
+        }
+        if !a.code_url.is_empty()
+            && let Err(err) = valid_http_url(&a.code_url)
+        {
+            e.push(format!("agent.code_url: {err}"));
+        }
+        for url in &self.agents {
+            if let Err(err) = valid_http_url(url) {
+                e.push(format!("agents: {err}"));
+            }
+        }
+        let p = &self.placement;
+        if p.state_poll_ms < 10 || p.down_backoff_ms < 10 || p.connect_timeout_ms < 10 {
+            e.push(
+                "placement.state_poll_ms / down_backoff_ms / connect_timeout_ms: must be at least 10"
+                    .into(),
+            );
+        }
+        if p.capacity_wait_ms > 60_000 {
+            e.push("placement.capacity_wait_ms: must be at most 60000".into());
+        }
         let l = &self.limits;
         if l.max_payload_bytes == 0 || l.max_payload_bytes > 64 * 1024 * 1024 {
             e.push("limits.max_payload_bytes: must be 1..=64 MiB".into());
@@ -491,6 +567,15 @@ mod tests {
         let text = "account_id = \"12\"\nregion = \"no way\"\n[agent]\nidle_timeout_secs = 0\nsandbox_uid = 0\n";
         let err = Config::from_toml(text).unwrap_err();
         assert_eq!(err.0.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn agent_urls_and_placement_are_checked() {
+        let ok =
+            "agents = [\"http://127.0.0.1:7070\"]\n[agent]\ncode_url = \"http://127.0.0.1:8080\"\n";
+        assert_eq!(Config::from_toml(ok).unwrap().agents.len(), 1);
+        let bad = "agents = [\"ftp://x\", \"http://a:1/p\"]\n[placement]\nstate_poll_ms = 1\n[agent]\ncode_url = \"x\"\n";
+        assert_eq!(Config::from_toml(bad).unwrap_err().0.len(), 4);
     }
 
     #[test]

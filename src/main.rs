@@ -1,7 +1,7 @@
 //! The `hearth` binary: parse the command line, load and validate config, run a subcommand.
 
 use clap::Parser;
-use hearth::cli::{Cli, Command, RuntimesCommand, ServeArgs};
+use hearth::cli::{AgentArgs, Cli, Command, RuntimesCommand, ServeArgs};
 use hearth::config::Config;
 use std::process::ExitCode;
 
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Agent(args) => agent(args),
         Command::CheckConfig { path } => {
             Config::load(&path)?;
             println!("{}: ok", path.display());
@@ -81,10 +82,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     if args.dev_tls {
         (cfg.tls.dev, cfg.tls.cert, cfg.tls.key) = (true, None, None);
     }
+    if !args.agents.is_empty() {
+        cfg.agents = args.agents;
+    }
     cfg.validate()?;
     init_tracing(&cfg.log);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(hearth::serve::serve(
+        cfg,
+        args.ready_file,
+        shutdown_signal(),
+    ))?;
+    Ok(0)
+}
+
+fn agent(args: AgentArgs) -> anyhow::Result<i32> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        cfg.agent.listen = l;
+    }
+    if let Some(l) = args.admin_listen {
+        cfg.admin_listen = l;
+    }
+    if let Some(u) = args.code_url {
+        cfg.agent.code_url = u;
+    }
+    cfg.validate()?;
+    init_tracing(&cfg.log);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(hearth::agent::server::run(
         cfg,
         args.ready_file,
         shutdown_signal(),

@@ -41,9 +41,16 @@ pub async fn serve(
     let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&data.join("queue.sqlite"))?);
     let relay = Relay::open(&meta, queue.clone(), Duration::from_millis(500))?;
     let control = Arc::new(Control::new(&cfg, store, code.clone(), relay.clone())?);
-    let agent = Agent::new(&cfg, code, metrics.clone())?;
-    let agent_client: Arc<dyn AgentClient> = Arc::new(agent.clone());
-    let agent_for_restore = agent.clone();
+    // The in-process agent, or placement across remote agents (`agents`).
+    let (agent_client, local_agent, placement): (Arc<dyn AgentClient>, _, _) =
+        if cfg.agents.is_empty() {
+            let agent = Agent::new(&cfg, Arc::new(code), metrics.clone())?;
+            (Arc::new(agent.clone()), Some(agent), None)
+        } else {
+            let p = Arc::new(remote_placement(&cfg));
+            (p.clone(), None, Some(p))
+        };
+    let agent_for_restore = agent_client.clone();
     let steps = Steps {
         agent: agent_client.clone(),
         runtimes_dir: cfg.runtimes.dir.clone(),
@@ -127,7 +134,10 @@ pub async fn serve(
         stopped(),
         public_opts,
     ));
-    let reaper = tokio::spawn(agent.clone().run_reaper(stopped()));
+    let reaper = local_agent
+        .clone()
+        .map(|a| tokio::spawn(a.run_reaper(stopped())));
+    let poller = placement.map(|p| tokio::spawn(p.run_poller(engine_rx.clone())));
     let engine_task = tokio::spawn(engine.clone().run(engine_rx.clone()));
     let scheduler_task = tokio::spawn(scheduler.run(engine_rx.clone()));
     let workers_task = tokio::spawn(workers.run(engine_rx.clone()));
@@ -136,8 +146,16 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     }));
     prepare_runtimes(&cfg).await?;
-    preload(&control, &agent_for_restore, cfg.agent.preload_max_bytes).await;
-    match control.restore_provisioned(&agent_for_restore).await {
+    preload(
+        &control,
+        agent_for_restore.as_ref(),
+        cfg.agent.preload_max_bytes,
+    )
+    .await;
+    match control
+        .restore_provisioned(agent_for_restore.as_ref())
+        .await
+    {
         Ok(0) => {}
         Ok(n) => tracing::info!(instances = n, "provisioned concurrency restored"),
         Err(e) => tracing::error!(error = %e, "restoring provisioned concurrency"),
@@ -173,8 +191,13 @@ pub async fn serve(
     if tokio::time::timeout(grace, workers_task).await.is_err() {
         workers_abort.abort();
     }
-    let _ = tokio::join!(engine_task, relay_task, reaper, follower, scheduler_task);
-    agent.shutdown().await;
+    let _ = tokio::join!(engine_task, relay_task, follower, scheduler_task);
+    for task in [reaper, poller].into_iter().flatten() {
+        let _ = task.await;
+    }
+    if let Some(agent) = local_agent {
+        agent.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -258,6 +281,22 @@ impl Secure {
     }
 }
 
+/// Placement across the remote agents of `cfg.agents` (multi-process mode).
+fn remote_placement(cfg: &Config) -> crate::router::place::Placement {
+    let connect = Duration::from_millis(cfg.placement.connect_timeout_ms);
+    let agents = cfg
+        .agents
+        .iter()
+        .map(|url| {
+            let remote =
+                crate::agent::remote::RemoteAgent::new(url, connect, cfg.limits.max_payload_bytes);
+            (url.clone(), Arc::new(remote) as Arc<dyn AgentClient>)
+        })
+        .collect();
+    tracing::info!(agents = ?cfg.agents, "placing invokes on remote agents");
+    crate::router::place::Placement::new(agents, &cfg.placement)
+}
+
 /// Puts the tenant's small packages into the node cache before serving, so scale-outs never
 /// wait for a download.
 async fn preload(control: &Control, agent: &dyn AgentClient, max_bytes: u64) {
@@ -276,7 +315,7 @@ async fn preload(control: &Control, agent: &dyn AgentClient, max_bytes: u64) {
 }
 
 /// Prepares the configured runtimes (a fresh data directory needs no setup step).
-async fn prepare_runtimes(cfg: &Config) -> anyhow::Result<()> {
+pub(crate) async fn prepare_runtimes(cfg: &Config) -> anyhow::Result<()> {
     for rt in cfg.runtimes.prepare.clone() {
         let (dir, python) = (cfg.runtimes.dir.clone(), cfg.runtimes.python.clone());
         tokio::task::spawn_blocking(move || crate::runtimes::ensure(&dir, &python, &rt)).await??;
@@ -286,7 +325,7 @@ async fn prepare_runtimes(cfg: &Config) -> anyhow::Result<()> {
 
 /// Writes `{"listen": ..., "admin_listen": ..., "tls_listen": ...}` atomically (`tls_listen`
 /// only with TLS on; the same port serves HTTP/3 over UDP).
-fn write_ready_file(
+pub(crate) fn write_ready_file(
     path: &Path,
     public: std::net::SocketAddr,
     admin: std::net::SocketAddr,

@@ -4,13 +4,16 @@
 mod instance;
 pub mod logs;
 mod pool;
+pub mod remote;
 mod runtime_api;
+pub mod server;
+pub mod wire;
 
 pub use instance::{Call, CallResult, Instance};
 
 use crate::api::VersionDescriptor;
-use crate::codestore::lru::{Lru, Pinned};
-use crate::codestore::{LocalCodeStore, ZipLimits};
+use crate::codestore::ZipLimits;
+use crate::codestore::lru::{CodeSource, Lru, Pinned};
 use crate::config::Config;
 use crate::metrics::{Metrics, OutcomeLabel};
 use crate::sandbox::{DriverConfig, ProcessDriver, SandboxError, SandboxSpec};
@@ -48,7 +51,8 @@ pub struct InvokeResponse {
     pub log_tail: Option<Vec<u8>>,
 }
 
-/// The invocation did not start; safe to place elsewhere.
+/// An invocation the agent did not answer. Every variant but [`AgentError::Lost`] means it
+/// did not start: safe to place elsewhere.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AgentError {
     #[error("agent at capacity")]
@@ -57,6 +61,13 @@ pub enum AgentError {
     Draining,
     #[error("instance failed to start: {0}")]
     StartingFailed(String),
+    /// A remote agent could not be reached (nothing was sent).
+    #[error("agent unreachable: {0}")]
+    Unreachable(String),
+    /// The request reached a remote agent but no answer came back: the invocation may have
+    /// started (or even finished) there, so it is never retried.
+    #[error("{0}; the invocation may have started on that agent and was not retried")]
+    Lost(String),
 }
 
 impl AgentError {
@@ -66,7 +77,14 @@ impl AgentError {
             AgentError::Capacity => "capacity",
             AgentError::Draining => "draining",
             AgentError::StartingFailed(_) => "starting-failed",
+            AgentError::Unreachable(_) => "unreachable",
+            AgentError::Lost(_) => "lost",
         }
+    }
+
+    /// Whether the invocation certainly did not start (so placing it elsewhere is safe).
+    pub fn not_started(&self) -> bool {
+        !matches!(self, AgentError::Lost(_))
     }
 }
 
@@ -119,6 +137,12 @@ pub trait AgentClient: Send + Sync {
     ) -> Result<usize, String>;
     /// Instances allocated for a provisioned concurrency config.
     async fn provisioned(&self, config: &str) -> usize;
+    /// Every version's idle and busy instances and the memory in use (for placement).
+    async fn state(&self) -> Result<wire::AgentState, AgentError> {
+        Err(AgentError::Unreachable(
+            "this agent reports no state".into(),
+        ))
+    }
 }
 
 /// Settings the agent keeps from the config.
@@ -142,7 +166,7 @@ struct Settings {
 pub struct Agent {
     settings: Settings,
     driver: ProcessDriver,
-    code: LocalCodeStore,
+    code: Arc<dyn CodeSource>,
     cache: Arc<Lru>,
     pools: Pools,
     metrics: Arc<Metrics>,
@@ -153,7 +177,7 @@ pub struct Agent {
 impl Agent {
     pub fn new(
         cfg: &Config,
-        code: LocalCodeStore,
+        code: Arc<dyn CodeSource>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Agent>> {
         let a = &cfg.agent;
@@ -189,7 +213,7 @@ impl Agent {
         Ok(Arc::new(Agent {
             settings,
             driver,
-            code: code.clone(),
+            code,
             cache: {
                 let dir = cfg.data_dir.join("cache");
                 crate::codestore::NodeCache::new(dir.clone())?.remove_leftovers()?;
@@ -509,13 +533,18 @@ impl Agent {
         );
         let pinned = tokio::task::spawn_blocking(move || {
             cache
-                .acquire(&code, &sha, &limits)
+                .acquire(code.as_ref(), &sha, &limits)
                 .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?;
         self.update_cache_gauges();
         pinned
+    }
+
+    /// Every version's idle and busy instances and the memory in use (`GET /v1/state`).
+    pub fn state(&self) -> wire::AgentState {
+        self.pools.state()
     }
 
     fn update_cache_gauges(&self) {
@@ -560,6 +589,10 @@ impl AgentClient for Arc<Agent> {
         self.apply_floors();
         self.fill_provisioned().await?;
         Ok(self.provisioned(config).await)
+    }
+
+    async fn state(&self) -> Result<wire::AgentState, AgentError> {
+        Ok(Agent::state(self))
     }
 
     async fn provisioned(&self, config: &str) -> usize {

@@ -240,4 +240,29 @@ impl Pools {
         let g = self.lock();
         (g.live, g.idle.values().map(Vec::len).sum())
     }
+
+    /// Per-version idle and busy counts, memory and instance totals (`GET /v1/state`).
+    pub fn state(&self) -> super::wire::AgentState {
+        let g = self.lock();
+        let versions = g
+            .live_by_key
+            .iter()
+            .map(|(key, live)| {
+                let idle = g.idle.get(key).map_or(0, Vec::len);
+                super::wire::VersionState {
+                    key: key.clone(),
+                    idle,
+                    busy: live.saturating_sub(idle),
+                }
+            })
+            .collect();
+        super::wire::AgentState {
+            versions,
+            memory_used_mb: g.mem_used,
+            memory_capacity_mb: self.mem_capacity,
+            instances: g.live,
+            max_instances: self.max,
+            draining: g.draining,
+        }
+    }
 }

@@ -29,6 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// Run router, agent and control in one process on embedded defaults.
     Serve(ServeArgs),
+    /// Run a node agent alone (router-to-agent protocol over h2c); `serve --agent URL`
+    /// places invokes on it.
+    Agent(AgentArgs),
     /// Check a config file and report every error.
     CheckConfig { path: PathBuf },
     /// Prepare language runtimes.
@@ -155,6 +158,10 @@ pub struct ServeArgs {
     /// Use a self-signed certificate made once in the data directory (`tls.dev`).
     #[arg(long)]
     pub dev_tls: bool,
+    /// A remote node agent (`http://HOST:PORT`, repeatable): place invokes on these instead
+    /// of running an agent in process (config `agents`).
+    #[arg(long = "agent", value_name = "URL")]
+    pub agents: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +177,28 @@ pub enum LimitsCommand {
     Get { function: String },
     /// Remove the override (the config default applies again).
     Delete { function: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// TOML config file (none is read unless given).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Router-to-agent address (ADDR:PORT; port 0 picks one; config `agent.listen`).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Admin address (ADDR:PORT).
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Where code packages come from: `GET {URL}/hearth/v1/code/{sha}.zip` (a router's
+    /// public port; config `agent.code_url`).
+    #[arg(long)]
+    pub code_url: Option<String>,
+    /// Written once serving: JSON with `listen` (the agent port), `admin_listen`, `pid`.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

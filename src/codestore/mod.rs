@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod cache;
 mod extract;
+pub mod http;
 pub mod lru;
 mod pack;
 mod store;

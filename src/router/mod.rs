@@ -5,6 +5,7 @@
 pub mod http;
 pub mod invoke;
 pub mod limits;
+pub mod place;
 pub mod quic;
 pub mod resolve;
 pub mod tls;

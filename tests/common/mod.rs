@@ -27,6 +27,10 @@ pub struct Hearth {
     extra_config: String,
     /// Extra environment of the server process (fault injection in tests).
     pub env: Vec<(String, String)>,
+    /// Public listen address (`127.0.0.1:0` unless started with [`Hearth::start_opts`]).
+    listen: String,
+    /// Extra `serve` arguments (e.g. `--agent URL`).
+    args: Vec<String>,
     http: ureq::Agent,
 }
 
@@ -66,6 +70,17 @@ impl Hearth {
 
     /// Starts with a config and extra environment variables.
     pub fn start_env(extra_config: &str, env: &[(&str, &str)]) -> Hearth {
+        Self::start_opts(extra_config, env, "127.0.0.1:0", &[])
+    }
+
+    /// Starts with a config, extra environment, a public listen address and extra `serve`
+    /// arguments.
+    pub fn start_opts(
+        extra_config: &str,
+        env: &[(&str, &str)],
+        listen: &str,
+        args: &[&str],
+    ) -> Hearth {
         let dir = tempfile::Builder::new()
             .prefix("hearth-test-")
             .tempdir()
@@ -90,6 +105,8 @@ impl Hearth {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            listen: listen.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             http,
         };
         h.launch();
@@ -116,14 +133,10 @@ impl Hearth {
             .arg(&config)
             .arg("--data-dir")
             .arg(self.data_dir())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--ready-file",
-            ])
+            .args(["--listen", &self.listen])
+            .args(["--admin-listen", "127.0.0.1:0", "--ready-file"])
             .arg(&ready)
+            .args(&self.args)
             .env("HEARTH_RUNTIMES_DIR", runtimes_dir())
             .env("HEARTH_CGROUP_PREFIX", &self.prefix)
             .env("HEARTH_LOG", "info,hearth::access=warn")
@@ -405,6 +418,126 @@ impl Drop for Hearth {
             let _ = child.kill();
             let _ = child.wait();
         }
+        cleanup_cgroups(&self.prefix);
+    }
+}
+
+/// A loopback port that was free a moment ago (for a process that must be addressed before
+/// it starts, e.g. the router agents fetch code from).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `hearth agent` (multi-process mode), with its own data directory and cgroup
+/// prefix; killed and cleaned up on drop.
+pub struct AgentProc {
+    child: Option<Child>,
+    /// `http://ADDR:PORT` of its router-to-agent port.
+    pub url: String,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+    http: ureq::Agent,
+}
+
+impl AgentProc {
+    /// Starts an agent fetching code from `code_url`, with `extra_config` as its config file.
+    pub fn start(code_url: &str, extra_config: &str) -> AgentProc {
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-agent-test-")
+            .tempdir()
+            .unwrap();
+        let prefix = format!(
+            "hearth-test-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        let config = dir.path().join("agent.toml");
+        std::fs::write(&config, extra_config).unwrap();
+        let ready = dir.path().join("ready.json");
+        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("agent")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--code-url", code_url, "--ready-file"])
+            .arg(&ready)
+            .env("HEARTH_RUNTIMES_DIR", runtimes_dir())
+            .env("HEARTH_CGROUP_PREFIX", &prefix)
+            .env("HEARTH_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hearth agent");
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut a = AgentProc {
+            child: Some(child),
+            url: String::new(),
+            admin: String::new(),
+            dir,
+            prefix,
+            http,
+        };
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !ready.exists() {
+            if let Some(status) = a.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("hearth agent exited ({status}) before ready:\n{}", a.log());
+            }
+            assert!(Instant::now() < deadline, "agent not ready:\n{}", a.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
+        a.url = format!("http://{}", r["listen"].as_str().unwrap());
+        a.admin = format!("http://{}", r["admin_listen"].as_str().unwrap());
+        a
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// `GET /v1/state` (HTTP/1.1 on the agent port).
+    pub fn state(&self) -> serde_json::Value {
+        let body = self
+            .http
+            .get(format!("{}/v1/state", self.url))
+            .call()
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Instances (starting, busy, idle) the agent holds.
+    pub fn instances(&self) -> u64 {
+        self.state()["instances"].as_u64().unwrap()
+    }
+
+    /// SIGKILL (no cleanup by the agent itself).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill();
         cleanup_cgroups(&self.prefix);
     }
 }
