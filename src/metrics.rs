@@ -58,6 +58,8 @@ pub struct AgentMetrics {
     pub idle_memory_mb_seconds: Counter<f64, AtomicU64>,
     /// Time an invocation waited for an instance (cold start or warm handoff), seconds.
     pub start_delay: Histogram,
+    /// Egress proxy requests (CONNECT or plain) by outcome: allowed, refused.
+    pub egress_connections: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for RouterMetrics {
@@ -87,6 +89,7 @@ impl Default for AgentMetrics {
             code_cache_bytes: Gauge::default(),
             idle_memory_mb_seconds: Counter::default(),
             start_delay: latency_histogram(),
+            egress_connections: Family::default(),
         }
     }
 }
@@ -180,6 +183,11 @@ impl Metrics {
             "function_errors",
             "Platform-detected function errors by kind",
             agent.function_errors.clone(),
+        );
+        a.register(
+            "egress_connections",
+            "Egress proxy requests by outcome (allowed, refused)",
+            agent.egress_connections.clone(),
         );
         a.register("instances", "Live instances", agent.instances.clone());
         a.register(

@@ -162,6 +162,7 @@ mod tests {
             timeout_secs: 3,
             environment: Default::default(),
             revision_id: version.into(),
+            egress: false,
         })
     }
 

@@ -24,7 +24,7 @@ pub use cgroup::CgroupVersion;
 use protocol::InitRequest;
 
 pub use init::InitError;
-pub use netns::RUNTIME_API_ADDR;
+pub use netns::{EGRESS_PROXY_ADDR, RUNTIME_API_ADDR};
 pub use rootfs::SANDBOX_USER;
 pub use seccomp::{POLICY as SECCOMP_POLICY, PolicyError};
 
@@ -45,6 +45,9 @@ pub struct SandboxSpec {
     pub memory_mb: u32,
     /// Size cap of the private `/tmp` in MiB.
     pub tmp_size_mb: u32,
+    /// Bind the egress proxy listener at [`EGRESS_PROXY_ADDR`] in the sandbox's network
+    /// namespace (served by the agent, see `agent::egress`).
+    pub egress: bool,
 }
 
 /// Host-wide settings of the driver.
@@ -123,6 +126,8 @@ pub struct Sandbox {
     /// Runtime API listener, bound at 127.0.0.1:9001 inside the sandbox's network namespace.
     /// Non-blocking, ready for `tokio::net::TcpListener::from_std`.
     pub runtime_api: std::net::TcpListener,
+    /// Egress proxy listener at 127.0.0.1:3128 inside the namespace, when the spec asked for it.
+    pub egress: Option<std::net::TcpListener>,
     /// Read end of the pipe that receives the runtime's stdout and stderr (non-blocking).
     pub output: OwnedFd,
     /// Host pid of the sandbox's pid 1.
@@ -217,7 +222,7 @@ impl ProcessDriver {
     /// parent-death signal fires when the *thread* that spawned it ends.
     pub async fn create(&self, spec: SandboxSpec) -> Result<Sandbox, SandboxError> {
         validate::spec(&spec)?;
-        let net = netns::create().await?;
+        let net = netns::create(spec.egress).await?;
         let cgroups =
             InstanceCgroups::create(&self.cfg, self.cgroups, &spec.instance_id, spec.memory_mb)?;
         let req = self.request(&spec, &cgroups);
@@ -225,6 +230,7 @@ impl ProcessDriver {
             Ok((running, output, exited)) => Ok(Sandbox {
                 id: spec.instance_id,
                 runtime_api: net.listener,
+                egress: net.egress,
                 output,
                 pid1: running.pid1,
                 exited,
