@@ -257,9 +257,7 @@ impl Proxy {
                 }
             }
         };
-        self.allow
-            .permitted(target, &resolved)
-            .map_err(|msg| forbidden(msg))
+        self.allow.permitted(target, &resolved).map_err(forbidden)
     }
 }
 
