@@ -20,10 +20,12 @@ use rules::{AllowList, Host, Target};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
@@ -128,17 +130,20 @@ pub async fn serve(
     let ctx = Ctx { proxy, stop };
     let mut conns = tokio::task::JoinSet::new();
     loop {
-        tokio::select! {
+        let accepted = tokio::select! {
             _ = exited.wait_for(Option::is_some) => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                match slots.clone().try_acquire_owned() {
-                    Ok(permit) => { conns.spawn(serve_conn(stream, ctx.clone(), permit)); }
-                    Err(_) => { conns.spawn(too_many(stream)); }
-                }
-            }
-        }
+            accepted = listener.accept() => accepted,
+        };
         while conns.try_join_next().is_some() {}
+        let Ok((stream, _)) = accepted else {
+            // Out of descriptors or similar: do not spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => conns.spawn(serve_conn(stream, ctx.clone(), permit)),
+            Err(_) => conns.spawn(too_many(stream)),
+        };
     }
 }
 
@@ -286,47 +291,96 @@ async fn connect_any(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStrea
     }
 }
 
-/// Copies both ways until both sides have closed, or nothing moved for `idle`.
-async fn tunnel<C>(client: C, upstream: TcpStream, idle: Duration)
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-{
-    let (cr, cw) = tokio::io::split(client);
-    let (ur, uw) = upstream.into_split();
-    let epoch = Instant::now();
-    let last = AtomicU64::new(0);
-    let copy = async { tokio::try_join!(pump(cr, uw, &last, epoch), pump(ur, cw, &last, epoch)) };
-    let watchdog = async {
+/// When bytes last moved on a destination connection.
+struct Activity {
+    epoch: Instant,
+    /// Milliseconds since `epoch`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `idle`.
+    async fn idle(&self, idle: Duration) {
         let tick = (idle / 4).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(tick).await;
-            let quiet = epoch.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
-            if quiet >= idle.as_millis() as u64 {
+            let now = self.epoch.elapsed().as_millis() as u64;
+            if now.saturating_sub(self.last.load(Ordering::Relaxed)) >= idle.as_millis() as u64 {
                 return;
             }
         }
-    };
-    tokio::select! {
-        _ = copy => {}
-        _ = watchdog => tracing::debug!("egress tunnel idle, closed"),
     }
 }
 
-/// One direction of a tunnel; passes EOF on as a write shutdown.
-async fn pump<R, W>(mut r: R, mut w: W, last: &AtomicU64, epoch: Instant) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            let _ = w.shutdown().await;
-            return Ok(());
+/// A destination connection that records its activity (for the idle timeout).
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
         }
-        w.write_all(&buf[..n]).await?;
-        last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Copies both ways (passing half-closes on) until both sides have closed, or nothing moved
+/// for `idle`.
+async fn tunnel<C>(mut client: C, upstream: TcpStream, idle: Duration)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let activity = Activity::new();
+    let mut upstream = Tracked {
+        inner: upstream,
+        activity: activity.clone(),
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        _ = activity.idle(idle) => tracing::debug!("egress tunnel idle, closed"),
     }
 }
 
@@ -382,17 +436,23 @@ async fn forward(
     {
         parts.headers.insert(header::HOST, a);
     }
+    let activity = Activity::new();
+    let stream = Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    };
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| bad_gateway(&e))?;
-    let mut stop = ctx.stop.clone();
+    let (idle, mut stop) = (ctx.proxy.limits.idle_timeout, ctx.stop.clone());
+    // Dropping the connection (stop, idle) ends the answer's body, and so the client's response.
     tokio::spawn(async move {
         tokio::select! {
             _ = stop.changed() => {}
             _ = conn => {}
+            _ = activity.idle(idle) => tracing::debug!("egress upstream idle, closed"),
         }
     });
-    let idle = ctx.proxy.limits.idle_timeout;
     let sent = tokio::time::timeout(idle, sender.send_request(Request::from_parts(parts, body)));
     let mut resp = match sent.await {
         Ok(Ok(r)) => r,
@@ -406,4 +466,113 @@ async fn forward(
     };
     strip_hop_by_hop(resp.headers_mut());
     Ok(resp.map(|b| b.boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A host-side TCP echo server.
+    async fn echo_server() -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        port
+    }
+
+    /// The proxy served on a host listener (as the agent serves the in-namespace one).
+    fn start(
+        port: u16,
+        max_connections: usize,
+        idle: Duration,
+    ) -> (
+        SocketAddr,
+        watch::Sender<Option<ExitReason>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let allow = std::collections::BTreeMap::from([(
+            "000000000000".to_string(),
+            vec![format!("127.0.0.1:{port}")],
+        )]);
+        let limits = Limits {
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: idle,
+            max_connections,
+            max_header_bytes: 8192,
+        };
+        let proxy = Egress::new(&allow, limits, Family::default())
+            .unwrap()
+            .proxy_for("arn:aws:lambda:us-east-1:000000000000:function:f");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = watch::channel(None);
+        (addr, tx, tokio::spawn(serve(l, proxy, rx)))
+    }
+
+    /// Sends `request`, returns the stream and the response head.
+    async fn ask(proxy: SocketAddr, request: &str) -> (TcpStream, String) {
+        let mut s = TcpStream::connect(proxy).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).await.unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        (s, String::from_utf8_lossy(&head).into_owned())
+    }
+
+    async fn tunnel_to(proxy: SocketAddr, port: u16) -> TcpStream {
+        let (mut s, head) = ask(proxy, &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n")).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        s.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        s
+    }
+
+    /// Waits (bounded) until the peer closes `s`.
+    async fn closed(s: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf)).await;
+        matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+    }
+
+    #[tokio::test]
+    async fn connection_limit_and_instance_lifetime() {
+        let port = echo_server().await;
+        let (proxy, exited, task) = start(port, 2, Duration::from_secs(300));
+        let mut a = tunnel_to(proxy, port).await;
+        let mut b = tunnel_to(proxy, port).await;
+        let (_, head) = ask(proxy, &format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n")).await;
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        let (_, head) = ask(proxy, "CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        // The instance ends: its tunnels end with it.
+        exited.send(Some(ExitReason::Signaled(9))).unwrap();
+        task.await.unwrap();
+        assert!(closed(&mut a).await && closed(&mut b).await);
+    }
+
+    #[tokio::test]
+    async fn refusals_and_idle_tunnels() {
+        let port = echo_server().await;
+        let (proxy, _exited, _task) = start(port, 8, Duration::from_millis(300));
+        let (_, head) = ask(proxy, "CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+        let (_, head) = ask(proxy, "GET /relative HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+        // A tunnel nothing moves on is closed.
+        let mut t = tunnel_to(proxy, port).await;
+        assert!(closed(&mut t).await);
+    }
 }
