@@ -199,7 +199,14 @@ async fn handle(
     permit: Arc<OwnedSemaphorePermit>,
 ) -> Response<Body> {
     let result = proxy_request(&ctx, req, permit).await;
-    let outcome = if result.is_ok() { "allowed" } else { "refused" };
+    // Refused: malformed or not permitted. A permitted destination that is down (502, 504)
+    // still counts as allowed.
+    let outcome = match &result {
+        Err(Refusal(s, _)) if *s == StatusCode::FORBIDDEN || *s == StatusCode::BAD_REQUEST => {
+            "refused"
+        }
+        _ => "allowed",
+    };
     ctx.proxy
         .connections
         .get_or_create(&OutcomeLabel { outcome })
