@@ -35,6 +35,7 @@ pub struct Config {
     /// its own agent (multi-process mode). Empty: the in-process agent.
     pub agents: Vec<String>,
     pub placement: PlacementConfig,
+    pub egress: EgressConfig,
 }
 
 /// TLS (HTTP/1.1 and HTTP/2 by ALPN) on a TCP port and HTTP/3 (QUIC) on the same UDP port.
@@ -90,6 +91,72 @@ impl Default for PlacementConfig {
             down_backoff_ms: 2000,
             state_poll_ms: 1000,
             connect_timeout_ms: 1000,
+        }
+    }
+}
+
+/// The egress proxy of functions with `VpcConfig` (DESIGN.md "Egress").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Account id → destinations its functions may reach: `host:port`, `*.domain:port`,
+    /// `IP:port`, `CIDR:port` (IPv6 in brackets), port `*` for any.
+    pub allow: std::collections::BTreeMap<String, Vec<String>>,
+    /// Seconds to resolve and connect to a destination.
+    pub connect_timeout_secs: u64,
+    /// Seconds a tunnel, an upstream answer or a client's request headers may stay silent.
+    pub idle_timeout_secs: u64,
+    /// Open proxy connections (tunnels included) per instance.
+    pub max_connections: usize,
+    /// Largest request line plus headers a function may send to the proxy.
+    pub max_header_bytes: usize,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        EgressConfig {
+            allow: Default::default(),
+            connect_timeout_secs: 10,
+            idle_timeout_secs: 300,
+            max_connections: 64,
+            max_header_bytes: 16384,
+        }
+    }
+}
+
+impl EgressConfig {
+    /// The proxy's limits.
+    pub fn limits(&self) -> crate::agent::egress::Limits {
+        crate::agent::egress::Limits {
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header_bytes,
+        }
+    }
+
+    fn validate(&self, e: &mut Vec<String>) {
+        for (account, rules) in &self.allow {
+            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+                e.push(format!(
+                    "egress.allow: key {account:?} must be a 12-digit account id"
+                ));
+            }
+            if let Err(err) = crate::agent::egress::rules::AllowList::parse(rules) {
+                e.push(format!("egress.allow.\"{account}\": {err}"));
+            }
+        }
+        if !(1..=300).contains(&self.connect_timeout_secs) {
+            e.push("egress.connect_timeout_secs: must be 1..=300".into());
+        }
+        if !(1..=86_400).contains(&self.idle_timeout_secs) {
+            e.push("egress.idle_timeout_secs: must be 1..=86400".into());
+        }
+        if !(1..=10_000).contains(&self.max_connections) {
+            e.push("egress.max_connections: must be 1..=10000".into());
+        }
+        if !(8192..=1 << 20).contains(&self.max_header_bytes) {
+            e.push("egress.max_header_bytes: must be 8192..=1048576".into());
         }
     }
 }
@@ -198,6 +265,7 @@ impl Default for Config {
             events: EventsConfig::default(),
             agents: Vec::new(),
             placement: PlacementConfig::default(),
+            egress: EgressConfig::default(),
         }
     }
 }
@@ -506,6 +574,7 @@ impl Config {
         if ev.throttle_base_ms == 0 || ev.throttle_max_ms < ev.throttle_base_ms {
             e.push("events.throttle_base_ms / throttle_max_ms: need 0 < base <= max".into());
         }
+        self.egress.validate(&mut e);
         if e.is_empty() {
             Ok(())
         } else {
@@ -576,6 +645,18 @@ mod tests {
         assert_eq!(Config::from_toml(ok).unwrap().agents.len(), 1);
         let bad = "agents = [\"ftp://x\", \"http://a:1/p\"]\n[placement]\nstate_poll_ms = 1\n[agent]\ncode_url = \"x\"\n";
         assert_eq!(Config::from_toml(bad).unwrap_err().0.len(), 4);
+    }
+
+    #[test]
+    fn egress_rules_are_checked() {
+        let text =
+            "[egress.allow]\n\"000000000000\" = [\"api.example.com:443\", \"10.0.0.0/8:*\"]\n";
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.egress.allow["000000000000"].len(), 2);
+        let text = "[egress]\nmax_header_bytes = 10\n[egress.allow]\n\"12\" = []\n\"000000000000\" = [\"ok.com:1\", \"bad\"]\n";
+        let err = Config::from_toml(text).unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(err.to_string().contains("rule 1 (\"bad\")"), "{err}");
     }
 
     #[test]

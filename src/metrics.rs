@@ -111,6 +111,8 @@ pub struct AgentMetrics {
     pub sandbox_starts: Family<PathLabel, Counter>,
     /// Stem cells ready now.
     pub stem_cells_ready: Gauge,
+    /// Egress proxy requests (CONNECT or plain) by outcome: allowed, refused.
+    pub egress_connections: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for RouterMetrics {
@@ -151,6 +153,7 @@ impl Default for AgentMetrics {
             start_delay: latency_histogram(),
             sandbox_starts: Family::default(),
             stem_cells_ready: Gauge::default(),
+            egress_connections: Family::default(),
         }
     }
 }
@@ -245,6 +248,11 @@ impl Metrics {
             "function_errors",
             "Platform-detected function errors by kind",
             agent.function_errors.clone(),
+        );
+        a.register(
+            "egress_connections",
+            "Egress proxy requests by outcome (allowed, refused)",
+            agent.egress_connections.clone(),
         );
         a.register("instances", "Live instances", agent.instances.clone());
         a.register(

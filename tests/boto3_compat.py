@@ -503,6 +503,27 @@ class Compat:
         eq(r["Version"], "1", "Version after re-creating a deleted function")
         self.client.delete_function(FunctionName=self.gone)
 
+    def test_vpc_config(self):
+        """VpcConfig (egress through the tenant's proxy): set, reported, cleared, validated."""
+        name = self.gone + "-vpc"
+        self.client.create_function(FunctionName=name, Runtime="provided", Handler="x",
+                                    Role=f"arn:aws:iam::{ACCOUNT}:role/lambda-role",
+                                    Code={"ZipFile": self.echo_zip},
+                                    VpcConfig={"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]})
+        self.wait_active(name)
+        vpc = self.client.get_function_configuration(FunctionName=name)["VpcConfig"]
+        eq((vpc["SubnetIds"], vpc["SecurityGroupIds"], vpc["VpcId"]), (["subnet-1"], ["sg-1"], "hearth-egress"),
+           "VpcConfig with subnets")
+        r = self.client.update_function_configuration(FunctionName=name,
+                                                       VpcConfig={"SubnetIds": [], "SecurityGroupIds": []})
+        eq(r["VpcConfig"]["VpcId"], "", "VpcId after clearing VpcConfig")
+        self.wait_updated(name)
+        vpc = self.client.get_function(FunctionName=name)["Configuration"]["VpcConfig"]
+        eq((vpc["SubnetIds"], vpc["VpcId"]), ([], ""), "GetFunction VpcConfig after clearing")
+        expect_error(self.exc.InvalidParameterValueException, self.client.update_function_configuration,
+                     FunctionName=name, VpcConfig={"SubnetIds": [f"subnet-{i}" for i in range(17)]})
+        self.client.delete_function(FunctionName=name)
+
     # ---------------------------------------------------------------- resources
 
     def raw(self, method, path, body):
@@ -796,6 +817,7 @@ class Compat:
         "test_update_function_code",
         "test_errors",
         "test_delete_function",
+        "test_vpc_config",
         "test_aliases",
         "test_weighted_alias",
         "test_provisioned_concurrency",

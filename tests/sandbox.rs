@@ -70,6 +70,7 @@ impl Harness {
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             memory_mb: 128,
             tmp_size_mb: 16,
+            egress: false,
         }
     }
 

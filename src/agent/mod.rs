@@ -1,6 +1,7 @@
 //! Node agent: instance pools keyed by version descriptor, cold starts through the sandbox
 //! driver, the Runtime API per instance, the node code cache and per-instance logs.
 
+pub mod egress;
 mod instance;
 pub mod logs;
 mod pool;
@@ -170,6 +171,8 @@ pub struct Agent {
     cache: Arc<Lru>,
     pools: Pools,
     metrics: Arc<Metrics>,
+    /// Tenants' allow-lists and the limits of the egress proxy.
+    egress: egress::Egress,
     /// Provisioned concurrency configs: config key → (version, instances).
     provisions: std::sync::Mutex<std::collections::HashMap<String, Vec<ProvisionTarget>>>,
 }
@@ -224,6 +227,12 @@ impl Agent {
                 a.memory_capacity_mb,
                 metrics.agent.idle_memory_mb_seconds.clone(),
             ),
+            egress: egress::Egress::new(
+                &cfg.egress.allow,
+                cfg.egress.limits(),
+                metrics.agent.egress_connections.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("egress.allow: {e}"))?,
             metrics,
             provisions: Default::default(),
         }))
@@ -487,6 +496,7 @@ impl Agent {
             env: bootstrap_env(d, &s.region, &id, &launch.env, init_type),
             memory_mb: d.memory_mb,
             tmp_size_mb: (d.memory_mb / 2).min(512),
+            egress: d.egress,
         };
         let t = Instant::now();
         let created = self.driver.create(spec).await;
@@ -495,7 +505,7 @@ impl Agent {
             .sandbox_create_duration
             .observe(t.elapsed().as_secs_f64());
         self.step("sandbox", t);
-        let sandbox = match created {
+        let mut sandbox = match created {
             Ok(s) => {
                 let path = crate::metrics::PathLabel {
                     path: s.start_path.as_str(),
@@ -506,6 +516,10 @@ impl Agent {
             Err(SandboxError::Exec(msg)) => return Err(Started::BadEntrypoint(msg)),
             Err(e) => return Err(fail(e.to_string())),
         };
+        if let Some(listener) = sandbox.egress.take() {
+            let proxy = self.egress.proxy_for(&d.function_arn);
+            tokio::spawn(egress::serve(listener, proxy, sandbox.exited.clone()));
+        }
         let log_file = s.logs_dir.join(&d.function_name).join(format!("{id}.log"));
         if let Some(fn_dir) = log_file.parent() {
             logs::prune(fn_dir, s.log_max_files);
@@ -676,6 +690,11 @@ fn bootstrap_env(
     };
     for (k, v) in runtime_env {
         set(k, v);
+    }
+    if d.egress {
+        for (k, v) in egress::proxy_env() {
+            set(k, v);
+        }
     }
     for (k, v) in &d.environment {
         if !crate::control::RESERVED_ENV.contains(&k.as_str()) {

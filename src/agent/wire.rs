@@ -300,6 +300,7 @@ mod tests {
             timeout_secs: 3,
             environment: BTreeMap::new(),
             revision_id: "r".into(),
+            egress: false,
         }
     }
 

@@ -22,6 +22,9 @@ pub struct VersionDescriptor {
     pub environment: BTreeMap<String, String>,
     /// RevisionId of the configuration this descriptor was made from: a new one on every change.
     pub revision_id: String,
+    /// Network access through the tenant's egress proxy (`VpcConfig` with subnets).
+    #[serde(default)]
+    pub egress: bool,
 }
 
 impl VersionDescriptor {
@@ -65,8 +68,14 @@ mod tests {
             timeout_secs: 3,
             environment: BTreeMap::from([("A".into(), "1".into())]),
             revision_id: "r1".into(),
+            egress: true,
         };
         assert_eq!(VersionDescriptor::from_header(&d.to_header()).unwrap(), d);
         assert!(VersionDescriptor::from_header("!!").is_err());
+        // Records from before `egress` existed still load (without egress).
+        let mut old = serde_json::to_value(&d).unwrap();
+        old.as_object_mut().unwrap().remove("egress");
+        let old: VersionDescriptor = serde_json::from_value(old).unwrap();
+        assert!(!old.egress);
     }
 }

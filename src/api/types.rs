@@ -42,6 +42,41 @@ pub struct FunctionConfiguration {
     pub architectures: Vec<String>,
     pub ephemeral_storage: EphemeralStorage,
     pub tracing_config: TracingConfig,
+    /// Subnets on means egress through the tenant's proxy (records without it load as off).
+    #[serde(default)]
+    pub vpc_config: VpcConfigResponse,
+}
+
+/// `VpcConfig` in FunctionConfiguration. hearth has no VPCs: non-empty `SubnetIds` turn on
+/// egress through the tenant's proxy, and `VpcId` is [`EGRESS_VPC_ID`] then.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VpcConfigResponse {
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    pub vpc_id: String,
+}
+
+/// The `VpcId` a function with egress reports.
+pub const EGRESS_VPC_ID: &str = "hearth-egress";
+
+impl VpcConfigResponse {
+    /// Whether the function reaches out through the egress proxy.
+    pub fn egress(&self) -> bool {
+        !self.subnet_ids.is_empty()
+    }
+}
+
+/// `VpcConfig` in create/update requests.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VpcConfig {
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+    #[serde(default)]
+    pub ipv6_allowed_for_dual_stack: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +136,7 @@ pub struct CreateFunctionRequest {
     pub architectures: Option<Vec<String>>,
     pub layers: Option<Vec<String>>,
     pub tags: Option<BTreeMap<String, String>>,
+    pub vpc_config: Option<VpcConfig>,
 }
 
 /// UpdateFunctionCode request body.
@@ -132,6 +168,7 @@ pub struct UpdateFunctionConfigurationRequest {
     pub environment: Option<Environment>,
     pub revision_id: Option<String>,
     pub layers: Option<Vec<String>>,
+    pub vpc_config: Option<VpcConfig>,
 }
 
 /// PublishVersion request body.

@@ -242,6 +242,7 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
             timeout,
             env,
             publish,
+            egress,
         } => {
             let mut body = json!({
                 "FunctionName": name, "Runtime": runtime, "Code": { "ZipFile": read_code(&code)? },
@@ -255,6 +256,9 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
             }
             if let Some(t) = timeout {
                 body["Timeout"] = t.into();
+            }
+            if egress {
+                body["VpcConfig"] = vpc_config(true);
             }
             c.json(Method::POST, F, Some(body)).await
         }
@@ -286,8 +290,13 @@ async fn run_fn(c: &Client, cmd: FnCommand) -> anyhow::Result<Value> {
             timeout,
             handler,
             env,
+            egress,
+            no_egress,
         } => {
             let mut body = json!({});
+            if egress || no_egress {
+                body["VpcConfig"] = vpc_config(egress);
+            }
             if let Some(m) = memory {
                 body["MemorySize"] = m.into();
             }
@@ -377,5 +386,15 @@ async fn invoke(
             Ok(EXIT_FUNCTION_ERROR)
         }
         None => Ok(0),
+    }
+}
+
+/// The `VpcConfig` that turns egress through the tenant's proxy on or off (hearth has no VPCs;
+/// any subnet id means "egress on").
+fn vpc_config(on: bool) -> Value {
+    if on {
+        json!({ "SubnetIds": ["hearth-egress"], "SecurityGroupIds": [] })
+    } else {
+        json!({ "SubnetIds": [], "SecurityGroupIds": [] })
     }
 }

@@ -250,6 +250,9 @@ pub enum FnCommand {
         /// Publish version 1 at once.
         #[arg(long)]
         publish: bool,
+        /// Network access through the tenant's egress proxy (sets VpcConfig).
+        #[arg(long)]
+        egress: bool,
     },
     /// List functions.
     List,
@@ -279,6 +282,12 @@ pub enum FnCommand {
         /// Replaces the whole environment, K=V (repeatable).
         #[arg(long = "env", value_name = "K=V")]
         env: Vec<String>,
+        /// Turn egress through the tenant's proxy on (VpcConfig with a subnet).
+        #[arg(long, conflicts_with = "no_egress")]
+        egress: bool,
+        /// Turn egress off (an empty VpcConfig).
+        #[arg(long)]
+        no_egress: bool,
     },
     /// Publish $LATEST as a new version.
     Publish {

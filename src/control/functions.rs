@@ -115,6 +115,7 @@ impl Control {
         let description = validate::description(req.description.as_deref())?;
         let env = req.environment.clone().unwrap_or_default().variables;
         validate::environment(&env)?;
+        let vpc_config = validate::vpc_config(req.vpc_config.as_ref())?;
         let tags = req.tags.clone().unwrap_or_default();
         super::tags::validate_tags(&tags)?;
         let code = req.code.clone().unwrap_or_default();
@@ -166,6 +167,7 @@ impl Control {
                 tracing_config: TracingConfig {
                     mode: "PassThrough".into(),
                 },
+                vpc_config,
             },
             code_sha256_hex: sha,
         };
@@ -375,6 +377,9 @@ impl Control {
             c.environment = (!env.variables.is_empty()).then_some(EnvironmentResponse {
                 variables: env.variables,
             });
+        }
+        if let Some(vpc) = req.vpc_config.as_ref() {
+            c.vpc_config = validate::vpc_config(Some(vpc))?;
         }
         self.save_latest(latest, WorkflowKind::UpdateConfiguration, false)
             .await

@@ -128,6 +128,7 @@ impl Control {
                 .map(|e| e.variables.clone())
                 .unwrap_or_default(),
             revision_id: c.revision_id.clone(),
+            egress: c.vpc_config.egress(),
         }
     }
 

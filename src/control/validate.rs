@@ -173,6 +173,60 @@ pub fn unsupported(
     Ok(())
 }
 
+/// Lambda's bounds of `VpcConfig`: subnets, security groups, and the length of each id.
+const MAX_SUBNETS: usize = 16;
+const MAX_SECURITY_GROUPS: usize = 5;
+const MAX_VPC_ID_LEN: usize = 1024;
+
+/// `VpcConfig` of create/update: non-empty `SubnetIds` turn egress on, empty ones off.
+pub fn vpc_config(
+    v: Option<&crate::api::types::VpcConfig>,
+) -> Result<crate::api::types::VpcConfigResponse, ApiError> {
+    let Some(v) = v else {
+        return Ok(Default::default());
+    };
+    for (ids, field, max) in [
+        (&v.subnet_ids, "vpcConfig.subnetIds", MAX_SUBNETS),
+        (
+            &v.security_group_ids,
+            "vpcConfig.securityGroupIds",
+            MAX_SECURITY_GROUPS,
+        ),
+    ] {
+        if ids.len() > max {
+            return Err(constraint(
+                format!("{ids:?}"),
+                field,
+                &format!("Member must have length less than or equal to {max}"),
+            ));
+        }
+        if let Some(bad) = ids
+            .iter()
+            .find(|id| id.is_empty() || id.len() > MAX_VPC_ID_LEN)
+        {
+            return Err(constraint(
+                bad,
+                field,
+                &format!("Member must have length between 1 and {MAX_VPC_ID_LEN}"),
+            ));
+        }
+    }
+    let on = !v.subnet_ids.is_empty();
+    Ok(crate::api::types::VpcConfigResponse {
+        subnet_ids: v.subnet_ids.clone(),
+        security_group_ids: if on {
+            v.security_group_ids.clone()
+        } else {
+            vec![]
+        },
+        vpc_id: if on {
+            crate::api::types::EGRESS_VPC_ID.into()
+        } else {
+            String::new()
+        },
+    })
+}
+
 /// Decodes `ZipFile` (base64 in the JSON body).
 pub fn zip_file(b64: Option<&str>, s3: bool, image: bool) -> Result<Vec<u8>, ApiError> {
     if image {
@@ -194,6 +248,27 @@ pub fn zip_file(b64: Option<&str>, s3: bool, image: bool) -> Result<Vec<u8>, Api
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vpc_config_bounds() {
+        let vpc = |subnets: usize, groups: usize| crate::api::types::VpcConfig {
+            subnet_ids: vec!["subnet-1".into(); subnets],
+            security_group_ids: vec!["sg-1".into(); groups],
+            ipv6_allowed_for_dual_stack: None,
+        };
+        let on = vpc_config(Some(&vpc(2, 1))).unwrap();
+        assert!(on.egress());
+        assert_eq!(on.vpc_id, crate::api::types::EGRESS_VPC_ID);
+        let off = vpc_config(Some(&vpc(0, 1))).unwrap();
+        assert!(!off.egress() && off.vpc_id.is_empty() && off.security_group_ids.is_empty());
+        assert!(vpc_config(Some(&vpc(17, 1))).is_err());
+        assert!(vpc_config(Some(&vpc(1, 6))).is_err());
+        let mut long = vpc(1, 0);
+        long.subnet_ids[0] = "x".repeat(1025);
+        assert!(vpc_config(Some(&long)).is_err());
+        long.subnet_ids[0] = String::new();
+        assert!(vpc_config(Some(&long)).is_err());
+    }
 
     #[test]
     fn ranges() {

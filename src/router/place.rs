@@ -425,6 +425,7 @@ mod tests {
                 timeout_secs: 3,
                 environment: BTreeMap::new(),
                 revision_id: "r".into(),
+                egress: false,
             }),
             invoked_arn: String::new(),
             client_context: None,

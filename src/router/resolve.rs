@@ -311,6 +311,7 @@ mod tests {
             timeout_secs: 3,
             environment: Default::default(),
             revision_id: version.into(),
+            egress: false,
         })
     }
 

@@ -27,7 +27,7 @@ pub use cgroup::CgroupVersion;
 use protocol::InitRequest;
 
 pub use init::InitError;
-pub use netns::RUNTIME_API_ADDR;
+pub use netns::{EGRESS_PROXY_ADDR, RUNTIME_API_ADDR};
 pub use rootfs::SANDBOX_USER;
 pub use seccomp::{POLICY as SECCOMP_POLICY, PolicyError};
 pub use stemcell::STEM_CELL_PREFIX;
@@ -49,6 +49,9 @@ pub struct SandboxSpec {
     pub memory_mb: u32,
     /// Size cap of the private `/tmp` in MiB.
     pub tmp_size_mb: u32,
+    /// Bind the egress proxy listener at [`EGRESS_PROXY_ADDR`] in the sandbox's network
+    /// namespace (served by the agent, see `agent::egress`).
+    pub egress: bool,
 }
 
 /// Host-wide settings of the driver.
@@ -148,6 +151,8 @@ pub struct Sandbox {
     /// Runtime API listener, bound at 127.0.0.1:9001 inside the sandbox's network namespace.
     /// Non-blocking, ready for `tokio::net::TcpListener::from_std`.
     pub runtime_api: std::net::TcpListener,
+    /// Egress proxy listener at 127.0.0.1:3128 inside the namespace, when the spec asked for it.
+    pub egress: Option<std::net::TcpListener>,
     /// Read end of the pipe that receives the runtime's stdout and stderr (non-blocking).
     pub output: OwnedFd,
     /// Host pid of the sandbox's pid 1.
@@ -275,14 +280,19 @@ impl ProcessDriver {
             cell.specialize(&self.cfg, req, spec.memory_mb, StartPath::StemCell)
                 .await
         } else {
-            let cell = stemcell::prepare(&self.cfg, self.cgroups, &spec.instance_id).await?;
+            let cell =
+                stemcell::prepare(&self.cfg, self.cgroups, &spec.instance_id, spec.egress).await?;
             cell.specialize(&self.cfg, req, spec.memory_mb, StartPath::Fresh)
                 .await
         }
     }
 
     /// The one place that decides whether `spec` may start from a ready stem cell.
-    fn stem_cell_for(&self, _spec: &SandboxSpec) -> Option<stemcell::StemCell> {
+    fn stem_cell_for(&self, spec: &SandboxSpec) -> Option<stemcell::StemCell> {
+        // Cells have no egress listener; a function with egress gets a fresh sandbox.
+        if spec.egress {
+            return None;
+        }
         self.stem_cells.take()
     }
 

@@ -38,6 +38,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A prepared sandbox waiting for its spec.
 pub(crate) struct StemCell {
     listener: TcpListener,
+    /// The egress proxy listener (fresh sandboxes of functions with egress only).
+    egress: Option<TcpListener>,
     cgroups: InstanceCgroups,
     child: Child,
     stdin: ChildStdin,
@@ -50,9 +52,11 @@ pub(crate) async fn prepare(
     cfg: &DriverConfig,
     version: CgroupVersion,
     name: &str,
+    egress: bool,
 ) -> Result<StemCell, SandboxError> {
-    // 1. A network namespace with lo up and the Runtime API listener (on its own thread).
-    let net = netns::create().await?;
+    // 1. A network namespace with lo up and the Runtime API listener (and, for a function
+    // with egress, the proxy listener), on its own thread.
+    let net = netns::create(egress).await?;
     // 2. The cgroups, without limits until the cell is specialized.
     let cgroups = InstanceCgroups::create(cfg, version, name)?;
     // 3. The helper, told to join both; it unshares its namespaces and waits for a spec.
@@ -69,6 +73,7 @@ pub(crate) async fn prepare(
     };
     let mut cell = StemCell {
         listener: net.listener,
+        egress: net.egress,
         cgroups,
         child: started.child,
         stdin: started.stdin,
@@ -122,6 +127,7 @@ impl StemCell {
         // 4. Follow the status pipe until the runtime is exec'd.
         let StemCell {
             listener,
+            egress,
             cgroups,
             mut child,
             stdin,
@@ -135,6 +141,7 @@ impl StemCell {
                 return Ok(Sandbox {
                     id: req.instance_id,
                     runtime_api: listener,
+                    egress,
                     output,
                     pid1: running.pid1,
                     exited: super::watch_exit(child),
@@ -315,7 +322,7 @@ async fn refill(pool: Arc<Pool>) {
                 "{STEM_CELL_PREFIX}{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..12]
             );
-            match prepare(&pool.cfg, pool.version, &name).await {
+            match prepare(&pool.cfg, pool.version, &name, false).await {
                 Ok(cell) => pool.put(cell).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "preparing a stem cell");

@@ -150,6 +150,7 @@ fn same_content(a: &StoredVersion, b: &StoredVersion) -> bool {
             c.timeout,
             c.environment.clone(),
             c.role.clone(),
+            c.vpc_config.clone(),
         )
     };
     key(a) == key(b)
