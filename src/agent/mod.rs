@@ -155,7 +155,6 @@ struct Settings {
     init_timeout: Duration,
     max_payload: usize,
     logs_dir: PathBuf,
-    memory_cgroup: PathBuf,
     zip_limits: ZipLimits,
     /// Keep instances warm after an invocation (`agent.reuse_instances`).
     reuse: bool,
@@ -207,7 +206,6 @@ impl Agent {
             init_timeout: Duration::from_secs(a.init_timeout_secs),
             max_payload: cfg.limits.max_payload_bytes,
             logs_dir: cfg.data_dir.join("logs"),
-            memory_cgroup: a.cgroup_root.join("memory").join(&a.cgroup_prefix),
             zip_limits: cfg.zip_limits(),
             reuse: a.reuse_instances,
             log_max_bytes: a.log_max_bytes,
@@ -530,7 +528,7 @@ impl Agent {
             .map_err(|e| fail(e.to_string()))?;
         let log = logs::InstanceLog::new(output, &log_file, s.log_max_bytes)
             .map_err(|e| fail(e.to_string()))?;
-        let usage = s.memory_cgroup.join(&id).join("memory.max_usage_in_bytes");
+        let usage = sandbox.peak_memory_file();
         match Instance::start(d.clone(), sandbox, log, s.max_payload + 100, usage, code) {
             Ok(inst) => Ok(inst),
             Err(e) => Err(fail(e.to_string())),

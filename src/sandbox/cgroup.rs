@@ -210,6 +210,16 @@ impl InstanceCgroups {
             .map_or(0, |text| parse_oom_kill(&text))
     }
 
+    /// The file holding the instance's peak memory use in bytes, for REPORT's "Max Memory
+    /// Used" (v1: `memory.max_usage_in_bytes`; v2: `memory.peak`, kernel 5.19 and later).
+    pub fn peak_memory_file(&self) -> PathBuf {
+        let file = match self.version {
+            CgroupVersion::V1 => "memory.max_usage_in_bytes",
+            CgroupVersion::V2 => "memory.peak",
+        };
+        self.dirs.first().map(|d| d.join(file)).unwrap_or_default()
+    }
+
     /// The `cgroup.procs` files a process writes its pid into to join.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
@@ -471,6 +481,7 @@ mod tests {
         assert_eq!(cg.procs_files(), vec![inst.join("cgroup.procs")]);
         assert_eq!(instance_dirs(&cfg, v), vec![inst.clone()]);
 
+        assert_eq!(cg.peak_memory_file(), inst.join("memory.peak"));
         assert_eq!(cg.oom_kills(), 0);
         std::fs::write(inst.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
         assert_eq!(cg.oom_kills(), 1);

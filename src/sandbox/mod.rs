@@ -198,6 +198,11 @@ impl Sandbox {
         self.cgroups.oom_kills()
     }
 
+    /// The cgroup file with the instance's peak memory use in bytes (v1 or v2).
+    pub fn peak_memory_file(&self) -> PathBuf {
+        self.cgroups.peak_memory_file()
+    }
+
     /// Kill, wait until it has ended, check its cgroups are empty, remove them.
     pub async fn destroy(&self) -> Result<(), SandboxError> {
         self.kill();
