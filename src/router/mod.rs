@@ -8,6 +8,7 @@ pub mod limits;
 pub mod place;
 pub mod quic;
 pub mod resolve;
+pub mod server;
 pub mod tls;
 pub mod url;
 
