@@ -152,7 +152,8 @@ impl ApiError {
     ) -> Self {
         let message: String = message.chars().take(MAX_WIRE_MESSAGE).collect();
         let Some(known) = KNOWN_TYPES.iter().find(|t| **t == error_type) else {
-            return Self::service(format!("{error_type} ({status}): {message}"));
+            let ty: String = error_type.chars().take(64).collect();
+            return Self::service(format!("{ty} ({status}): {message}"));
         };
         let mut e = Self::new(status, known, message);
         e.reason = reason.and_then(|r| KNOWN_REASONS.iter().find(|k| **k == r).copied());

@@ -98,7 +98,11 @@ impl InProcess {
     /// The changes after `after`, up to the current revision (what the long poll answers).
     pub fn batch_after(&self, after: u64) -> ChangeBatch {
         let rev = *self.control.changes().borrow();
-        if rev <= after {
+        if rev < after {
+            // The follower is ahead of this control service (a different data directory).
+            return ChangeBatch { rev, keys: None };
+        }
+        if rev == after {
             return ChangeBatch {
                 rev: after,
                 keys: Some(Vec::new()),
