@@ -105,6 +105,18 @@ fn control_router_and_agents_as_separate_processes() {
     } = cluster();
     assert_eq!(readyz(&router).0, 200, "{}", router.log());
 
+    // The internal endpoints parse outside input: bounded, precise Lambda-shaped errors.
+    let bad = control.request("GET", "/internal/v1/changes?router=a%0Ab", &[], b"");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(bad.error_type(), "InvalidParameterValueException");
+    let bad = control.request("POST", "/internal/v1/events", &[], b"{\"request_id\": 1}");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(bad.error_type(), "InvalidRequestContentException");
+    let bad = control.request("POST", "/internal/v1/acks", &[], &[b' '; 5000]);
+    assert_eq!(bad.status, 413, "{}", bad.text());
+    let bad = control.request("GET", "/internal/v1/nope", &[], b"");
+    assert_eq!(bad.status, 404, "{}", bad.text());
+
     // Create through the router (forwarded to control), wait Active, invoke.
     let r = router.create(json!({ "FunctionName": "f", "Runtime": "provided",
         "Code": { "ZipFile": package(1) }, "MemorySize": 1769, "Timeout": 10 }));
