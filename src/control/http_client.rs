@@ -265,9 +265,16 @@ impl ControlClient for HttpControl {
         let mut resp = Response::new(Full::new(a.body));
         *resp.status_mut() = a.status;
         for (k, v) in &a.headers {
+            // Hop-by-hop headers, and control's request id (the router's own is the one its
+            // access log and the client see).
             let hop = matches!(
                 k.as_str(),
-                "content-length" | "transfer-encoding" | "connection" | "date" | "keep-alive"
+                "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "date"
+                    | "keep-alive"
+                    | "x-amzn-requestid"
             );
             if !hop {
                 resp.headers_mut().append(k.clone(), v.clone());
