@@ -36,6 +36,37 @@ pub struct Config {
     pub agents: Vec<String>,
     pub placement: PlacementConfig,
     pub egress: EgressConfig,
+    pub control: ControlConfig,
+    pub router: RouterConfig,
+}
+
+/// `hearth control` (multi-process mode).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    /// The control service's listener: management paths, code packages, queue reads and the
+    /// internal endpoints routers follow (HTTP/1.1 and h2c).
+    pub listen: SocketAddr,
+    /// A router (`http://HOST:PORT`, its public port) the delivery workers invoke through;
+    /// empty: asynchronous invokes are stored but not delivered.
+    pub router_url: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            listen: "127.0.0.1:8081".parse().expect("a valid address"),
+            router_url: String::new(),
+        }
+    }
+}
+
+/// `hearth router` (multi-process mode).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// The control service (`http://HOST:PORT`, its `control.listen`).
+    pub control_url: String,
 }
 
 /// TLS (HTTP/1.1 and HTTP/2 by ALPN) on a TCP port and HTTP/3 (QUIC) on the same UDP port.
@@ -266,6 +297,8 @@ impl Default for Config {
             agents: Vec::new(),
             placement: PlacementConfig::default(),
             egress: EgressConfig::default(),
+            control: ControlConfig::default(),
+            router: RouterConfig::default(),
         }
     }
 }
@@ -510,6 +543,16 @@ impl Config {
         {
             e.push(format!("agent.code_url: {err}"));
         }
+        for (key, url) in [
+            ("control.router_url", &self.control.router_url),
+            ("router.control_url", &self.router.control_url),
+        ] {
+            if !url.is_empty()
+                && let Err(err) = valid_http_url(url)
+            {
+                e.push(format!("{key}: {err}"));
+            }
+        }
         for url in &self.agents {
             if let Err(err) = valid_http_url(url) {
                 e.push(format!("agents: {err}"));
@@ -593,7 +636,7 @@ impl Config {
 }
 
 /// `http(s)://HOST[:PORT]`: a plain host (name, IPv4 or `[IPv6]`), no path, query or userinfo.
-fn valid_public_url(url: &str) -> bool {
+pub fn valid_public_url(url: &str) -> bool {
     let host = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))

@@ -1,7 +1,7 @@
 //! The `hearth` binary: parse the command line, load and validate config, run a subcommand.
 
 use clap::Parser;
-use hearth::cli::{AgentArgs, Cli, Command, RuntimesCommand, ServeArgs};
+use hearth::cli::{AgentArgs, Cli, Command, ControlArgs, RouterArgs, RuntimesCommand, ServeArgs};
 use hearth::config::Config;
 use std::process::ExitCode;
 
@@ -24,6 +24,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Agent(args) => agent(args),
+        Command::Control(args) => control(args),
+        Command::Router(args) => router(args),
         Command::CheckConfig { path } => {
             Config::load(&path)?;
             println!("{}: ok", path.display());
@@ -114,6 +116,62 @@ fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     init_tracing(&cfg.log);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(hearth::agent::server::run(
+        cfg,
+        args.ready_file,
+        shutdown_signal(),
+    ))?;
+    Ok(0)
+}
+
+fn control(args: ControlArgs) -> anyhow::Result<i32> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        cfg.control.listen = l;
+    }
+    if let Some(l) = args.admin_listen {
+        cfg.admin_listen = l;
+    }
+    if !args.agents.is_empty() {
+        cfg.agents = args.agents;
+    }
+    if let Some(u) = args.router_url {
+        cfg.control.router_url = u;
+    }
+    cfg.validate()?;
+    init_tracing(&cfg.log);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(hearth::control::server::run(
+        cfg,
+        args.ready_file,
+        shutdown_signal(),
+    ))?;
+    Ok(0)
+}
+
+fn router(args: RouterArgs) -> anyhow::Result<i32> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(l) = args.admin_listen {
+        cfg.admin_listen = l;
+    }
+    if !args.agents.is_empty() {
+        cfg.agents = args.agents;
+    }
+    if let Some(u) = args.control_url {
+        cfg.router.control_url = u;
+    }
+    cfg.validate()?;
+    init_tracing(&cfg.log);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(hearth::router::server::run(
         cfg,
         args.ready_file,
         shutdown_signal(),

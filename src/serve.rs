@@ -62,12 +62,15 @@ pub async fn serve(
         queue: queue.clone(),
         metrics: EventsMetrics::register(&metrics),
     };
+    let rev = *control.changes().borrow();
+    control.route_acks().ack("router", rev);
     let router = Router::new(
-        control.clone(),
+        crate::control::client::InProcess::new(control.clone(), events.clone()),
         agent_client,
         metrics.clone(),
-        events.clone(),
         &cfg,
+        rev,
+        "router".into(),
     );
     let workers = Workers::new(
         queue,
@@ -282,7 +285,7 @@ impl Secure {
 }
 
 /// Placement across the remote agents of `cfg.agents` (multi-process mode).
-fn remote_placement(cfg: &Config) -> crate::router::place::Placement {
+pub(crate) fn remote_placement(cfg: &Config) -> crate::router::place::Placement {
     let connect = Duration::from_millis(cfg.placement.connect_timeout_ms);
     let agents = cfg
         .agents
@@ -299,7 +302,7 @@ fn remote_placement(cfg: &Config) -> crate::router::place::Placement {
 
 /// Puts the tenant's small packages into the node cache before serving, so scale-outs never
 /// wait for a download.
-async fn preload(control: &Control, agent: &dyn AgentClient, max_bytes: u64) {
+pub(crate) async fn preload(control: &Control, agent: &dyn AgentClient, max_bytes: u64) {
     let shas = match control.small_packages(max_bytes) {
         Ok(s) => s,
         Err(e) => return tracing::warn!(error = %e, "listing packages to preload"),

@@ -4,6 +4,34 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+/// Longest message kept from an error another process answered.
+const MAX_WIRE_MESSAGE: usize = 4096;
+
+/// Every `x-amzn-ErrorType` hearth answers.
+const KNOWN_TYPES: &[&str] = &[
+    "InvalidParameterValueException",
+    "InvalidRequestContentException",
+    "MethodNotAllowedException",
+    "PreconditionFailedException",
+    "ProvisionedConcurrencyConfigNotFoundException",
+    "RequestTooLargeException",
+    "ResourceConflictException",
+    "ResourceNotFoundException",
+    "ServiceException",
+    "TooEarlyException",
+    "TooManyRequestsException",
+    "UnknownOperationException",
+    "UnsupportedMediaTypeException",
+];
+
+/// Every 429 `Reason` hearth answers.
+const KNOWN_REASONS: &[&str] = &[
+    "ReservedFunctionConcurrentInvocationLimitExceeded",
+    "ConcurrentInvocationLimitExceeded",
+    "FunctionInvocationRateLimitExceeded",
+    "CallerRateLimitExceeded",
+];
+
 /// A Lambda service error: HTTP status, `x-amzn-ErrorType`, message, and for 429 a `Reason`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error_type}: {message}")]
@@ -113,6 +141,25 @@ impl ApiError {
         )
     }
 
+    /// An error another hearth process answered (status, `x-amzn-ErrorType`, body message),
+    /// as the same error here. Unknown types become `ServiceException` with the type in the
+    /// message; a 429 keeps its `Reason` when it is one hearth gives.
+    pub fn from_wire(
+        status: StatusCode,
+        error_type: &str,
+        message: &str,
+        reason: Option<&str>,
+    ) -> Self {
+        let message: String = message.chars().take(MAX_WIRE_MESSAGE).collect();
+        let Some(known) = KNOWN_TYPES.iter().find(|t| **t == error_type) else {
+            let ty: String = error_type.chars().take(64).collect();
+            return Self::service(format!("{ty} ({status}): {message}"));
+        };
+        let mut e = Self::new(status, known, message);
+        e.reason = reason.and_then(|r| KNOWN_REASONS.iter().find(|k| **k == r).copied());
+        e
+    }
+
     /// Who is at fault, for the body's `Type` field.
     fn fault(&self) -> &'static str {
         if self.status.is_server_error() {
@@ -209,6 +256,28 @@ mod tests {
         assert_eq!(r.status(), 404);
         assert_eq!(r.headers()["x-amzn-errortype"], "ResourceNotFoundException");
         assert_eq!(r.headers()["x-amzn-requestid"], "rid");
+    }
+
+    #[test]
+    fn from_wire_keeps_known_types_only() {
+        let e = ApiError::from_wire(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            "gone",
+            None,
+        );
+        assert_eq!(e, ApiError::not_found("gone"));
+        let e = ApiError::from_wire(StatusCode::IM_A_TEAPOT, "Evil\r\nType", "x", Some("nope"));
+        assert_eq!(e.error_type, "ServiceException");
+        assert_eq!(e.reason, None);
+        let e = ApiError::from_wire(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            &"m".repeat(10_000),
+            Some("CallerRateLimitExceeded"),
+        );
+        assert_eq!(e.reason, Some("CallerRateLimitExceeded"));
+        assert_eq!(e.message.len(), MAX_WIRE_MESSAGE);
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub enum Command {
     /// Run a node agent alone (router-to-agent protocol over h2c); `serve --agent URL`
     /// places invokes on it.
     Agent(AgentArgs),
+    /// Run the control service alone (management API, workflows, code store, delivery
+    /// workers); routers follow it with `hearth router --control URL`.
+    Control(ControlArgs),
+    /// Run an invoke router alone, following a control service and placing invokes on agents.
+    Router(RouterArgs),
     /// Check a config file and report every error.
     CheckConfig { path: PathBuf },
     /// Prepare language runtimes.
@@ -197,6 +202,54 @@ pub struct AgentArgs {
     #[arg(long)]
     pub code_url: Option<String>,
     /// Written once serving: JSON with `listen` (the agent port), `admin_listen`, `pid`.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ControlArgs {
+    /// TOML config file (none is read unless given).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Control listener (ADDR:PORT; port 0 picks one; config `control.listen`).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Admin address (ADDR:PORT).
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// A node agent (`http://HOST:PORT`, repeatable) the workflow steps reach (config `agents`).
+    #[arg(long = "agent", value_name = "URL")]
+    pub agents: Vec<String>,
+    /// A router's public URL the delivery workers invoke through (config `control.router_url`).
+    #[arg(long = "router", value_name = "URL")]
+    pub router_url: Option<String>,
+    /// Written once serving: JSON with `listen` (the control port), `admin_listen`, `pid`.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RouterArgs {
+    /// TOML config file (none is read unless given).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Public API address (ADDR:PORT; port 0 picks one).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Admin address (ADDR:PORT).
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// The control service (`http://HOST:PORT`; config `router.control_url`).
+    #[arg(long = "control", value_name = "URL")]
+    pub control_url: Option<String>,
+    /// A node agent (`http://HOST:PORT`, repeatable) to place invokes on (config `agents`).
+    #[arg(long = "agent", value_name = "URL")]
+    pub agents: Vec<String>,
+    /// Written once serving: JSON with `listen`, `admin_listen`, `pid`.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
 }

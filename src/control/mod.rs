@@ -3,9 +3,13 @@
 //! answer `LastUpdateStatus: InProgress`, and the engine's steps bring them into service.
 
 mod action;
+pub mod client;
 mod functions;
+pub mod http_client;
+pub mod internal;
 pub mod provisioned;
 pub mod routes;
+pub mod server;
 pub mod steps;
 mod validate;
 pub mod workflow;
@@ -36,6 +40,7 @@ pub mod parse {
     pub use super::urls::{parse_create_url, parse_update_url};
 }
 pub use aliases::is_alias_name;
+pub use client::ControlClient;
 pub use resource_action::{Page, ResourceAction};
 pub use triggers::TriggerAction;
 pub use validate::RESERVED_ENV;

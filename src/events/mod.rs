@@ -5,6 +5,7 @@
 
 pub mod accept;
 pub mod arn;
+pub mod http_dispatch;
 pub mod metrics;
 pub mod read;
 pub mod record;

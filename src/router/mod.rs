@@ -8,12 +8,14 @@ pub mod limits;
 pub mod place;
 pub mod quic;
 pub mod resolve;
+pub mod server;
 pub mod tls;
 pub mod url;
 
 use crate::agent::{AgentClient, InvokeRequest, InvokeResponse};
 use crate::api::ApiError;
-use crate::control::{Action, Control, is_management_path};
+use crate::control::client::PublicRequest;
+use crate::control::{Action, ControlClient, is_management_path};
 use crate::metrics::{FunctionLabel, FunctionOutcomeLabel, Metrics, OutcomeLabel, PhaseLabel};
 use ::http::{HeaderValue, Request, Response, StatusCode};
 use base64::Engine;
@@ -52,6 +54,15 @@ enum Route<'a> {
     Unknown,
 }
 
+/// How much body a request on one of control's paths may carry.
+fn control_body_limit(route: &Route<'_>, management: usize) -> usize {
+    match route {
+        Route::Limits(_) => 64 * 1024,
+        Route::Management => management,
+        _ => 0,
+    }
+}
+
 fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
     if let Some(name) = invoke::invoke_path(path).filter(|_| method == ::http::Method::POST) {
         Route::Invoke(name)
@@ -86,13 +97,12 @@ fn route<'a>(method: &::http::Method, path: &'a str) -> Route<'a> {
 
 /// The router.
 pub struct Router {
-    control: Arc<Control>,
+    control: Arc<dyn ControlClient>,
     agent: Arc<dyn AgentClient>,
     resolver: Arc<resolve::Resolver>,
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     place_wait: Duration,
-    events: crate::events::Acceptor,
     max_payload: usize,
     max_management_body: usize,
     logs_dir: std::path::PathBuf,
@@ -101,21 +111,28 @@ pub struct Router {
 }
 
 impl Router {
+    /// A router over `control`, starting its metadata cache at change-feed revision `rev`;
+    /// `id` names it in route acknowledgements.
     pub fn new(
-        control: Arc<Control>,
+        control: Arc<dyn ControlClient>,
         agent: Arc<dyn AgentClient>,
         metrics: Arc<Metrics>,
-        events: crate::events::Acceptor,
         cfg: &crate::config::Config,
+        rev: u64,
+        id: String,
     ) -> Arc<Router> {
         Arc::new(Router {
-            resolver: Arc::new(resolve::Resolver::new(control.clone(), metrics.clone())),
+            resolver: Arc::new(resolve::Resolver::new(
+                control.clone(),
+                metrics.clone(),
+                rev,
+                id,
+            )),
             limits: Limits::new(&cfg.limits, metrics.clone()),
             control,
             agent,
             metrics,
             place_wait: Duration::from_millis(cfg.limits.place_wait_ms),
-            events,
             max_payload: cfg.limits.max_payload_bytes,
             max_management_body: cfg.limits.max_management_body_bytes,
             logs_dir: cfg.data_dir.join("logs"),
@@ -163,6 +180,11 @@ impl Router {
         self.resolver.clone().follow(shutdown)
     }
 
+    /// `None` while the change feed reaches the control service, else why not (`/readyz`).
+    pub fn control_unreachable(&self) -> Option<String> {
+        self.resolver.control_unreachable()
+    }
+
     /// Handles one request through every phase; never fails (errors become responses).
     pub async fn handle(self: Arc<Self>, req: Request<Body>) -> Resp {
         let started = Instant::now();
@@ -174,12 +196,12 @@ impl Router {
                 let name = name.to_string();
                 self.invoke(req, &name, &request_id).await
             }
-            Route::Code(sha) => self.code(sha),
-            Route::Logs(name) => self.logs(name, req.uri().query().unwrap_or("")),
-            Route::QueueRead(name) => self.queue_read(name, req.uri().query().unwrap_or("")).await,
+            Route::Logs(name) => self.logs(name, req.uri().query().unwrap_or("")).await,
             Route::Url(p) => self.function_url(req, p, &request_id).await,
-            Route::Limits(name) => self.function_limits(req, name).await,
-            Route::Management => self.management(req).await,
+            r @ (Route::Code(_) | Route::QueueRead(_) | Route::Limits(_) | Route::Management) => {
+                let limit = control_body_limit(&r, self.max_management_body);
+                self.control_path(req, r == Route::Management, limit).await
+            }
             Route::Unknown => Err(ApiError::unknown_operation(format!(
                 "Unknown operation: {method} {path}"
             ))),
@@ -258,61 +280,42 @@ impl Router {
         Ok(buf.freeze())
     }
 
-    async fn management(&self, req: Request<Body>) -> Result<Resp, ApiError> {
-        let action = Action::parse(
-            req.method(),
-            req.uri().path(),
-            req.uri().query().unwrap_or(""),
-            self.control.account(),
-        )?;
-        let body = Self::read_body(req, self.max_management_body).await?;
-        let reply = self
-            .control
-            .handle(action, body, self.public_base())
-            .await?;
-        let body = reply
-            .body
-            .map(|b| Bytes::from(b.to_string()))
-            .unwrap_or_default();
-        let mut resp = Response::new(Full::new(body));
-        *resp.status_mut() = reply.status;
-        resp.headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-        Ok(resp)
-    }
-
-    /// `PUT|GET|DELETE /hearth/v1/functions/{name}/limits`: the function's rate override.
-    async fn function_limits(&self, req: Request<Body>, name: &str) -> Result<Resp, ApiError> {
-        let name = crate::control::decode_segment(name)?;
-        let method = req.method().clone();
-        let body = Self::read_body(req, 64 * 1024).await?;
-        let reply = match method {
-            ::http::Method::PUT => self.control.put_limits(&name, &body)?,
-            ::http::Method::GET => self.control.get_limits(&name)?,
-            ::http::Method::DELETE => self.control.delete_limits(&name)?,
-            m => {
-                return Err(ApiError::method_not_allowed(format!(
-                    "{m} is not allowed on function limits"
-                )));
-            }
+    /// A path the control service owns (management API, function limits, code packages,
+    /// queue reads): the body is read within its limit and the request handed to control. A
+    /// management path is parsed first, so a bad request is refused before its body is read.
+    async fn control_path(
+        &self,
+        req: Request<Body>,
+        management: bool,
+        limit: usize,
+    ) -> Result<Resp, ApiError> {
+        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        let query = req.uri().query().unwrap_or("").to_string();
+        if management {
+            Action::parse(&method, &path, &query, self.control.account())?;
+        }
+        let body = if limit == 0 {
+            Bytes::new()
+        } else {
+            Self::read_body(req, limit).await?
         };
-        let body = reply
-            .body
-            .map(|b| Bytes::from(b.to_string()))
-            .unwrap_or_default();
-        let mut resp = Response::new(Full::new(body));
-        *resp.status_mut() = reply.status;
-        resp.headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-        Ok(resp)
+        self.control
+            .public(PublicRequest {
+                method,
+                path,
+                query,
+                body,
+                base_url: self.public_base().to_string(),
+            })
+            .await
     }
 
     /// `GET /hearth/v1/functions/{name}/logs?tail=BYTES&cursor=…`: the function's logs (the
     /// last `tail` bytes, or what was written since `cursor`), with the next cursor in
     /// `x-hearth-log-cursor`.
-    fn logs(&self, name: &str, query: &str) -> Result<Resp, ApiError> {
+    async fn logs(&self, name: &str, query: &str) -> Result<Resp, ApiError> {
         let name = crate::control::decode_segment(name)?;
-        self.control.lookup(&name, None)?;
+        self.control.function_exists(&name).await?;
         let q = |k| crate::control::query_param(query, k);
         let tail = match q("tail").map(|t| t.parse::<usize>()) {
             None => 64 * 1024,
@@ -342,31 +345,6 @@ impl Router {
         Ok(resp)
     }
 
-    /// `GET /hearth/v1/queues/{name}/messages`: a destination queue's messages (not consumed).
-    async fn queue_read(&self, name: &str, query: &str) -> Result<Resp, ApiError> {
-        let req = crate::events::read::parse_read(name, query)?;
-        let body = crate::events::read::read(&self.events.queue, req).await?;
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-        resp.headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
-        Ok(resp)
-    }
-
-    fn code(&self, sha: &str) -> Result<Resp, ApiError> {
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::not_found("No such code package"));
-        }
-        let zip = self
-            .control
-            .code_store()
-            .get(sha)
-            .map_err(|_| ApiError::not_found("No such code package"))?;
-        let mut resp = Response::new(Full::new(Bytes::from(zip)));
-        resp.headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/zip"));
-        Ok(resp)
-    }
-
     async fn invoke(
         &self,
         req: Request<Body>,
@@ -376,13 +354,15 @@ impl Router {
         let parsed = self.parse_invoke(req, name).await;
         let parsed = parsed.inspect_err(|_| self.count("client_error"))?;
         let function = &parsed.function;
-        let mut req = self.invoke_request(
-            &function.name,
-            function.qualifier.as_deref(),
-            parsed.payload.clone(),
-            request_id,
-            parsed.trace_id.clone(),
-        )?;
+        let mut req = self
+            .invoke_request(
+                &function.name,
+                function.qualifier.as_deref(),
+                parsed.payload.clone(),
+                request_id,
+                parsed.trace_id.clone(),
+            )
+            .await?;
         req.client_context = parsed.client_context.clone();
         req.log_tail = parsed.log_tail;
         match parsed.invocation_type {
@@ -394,7 +374,7 @@ impl Router {
 
     /// resolve: the version to run, as the request the agent gets (shared by the Invoke API,
     /// function URLs and asynchronous deliveries).
-    fn invoke_request(
+    async fn invoke_request(
         &self,
         name: &str,
         qualifier: Option<&str>,
@@ -406,7 +386,7 @@ impl Router {
         // authenticate: every caller maps to the default tenant until authentication exists.
         self.phase("authenticate", t);
         let t = Instant::now();
-        let descriptor = self.resolver.resolve(name, qualifier);
+        let descriptor = self.resolver.resolve(name, qualifier).await;
         self.phase("resolve", t);
         let descriptor = descriptor.inspect_err(|_| self.count("client_error"))?;
         let invoked_arn = match qualifier {
@@ -464,7 +444,8 @@ impl Router {
             trace_id: Some(req.trace_id),
             source: None,
         };
-        crate::events::accept(&self.events, &event)
+        self.control
+            .accept_event(&event)
             .await
             .inspect_err(|_| self.count("service_error"))?;
         Ok(empty(StatusCode::ACCEPTED))
@@ -484,18 +465,21 @@ impl Router {
         let function = &req.descriptor.function_name;
         let permit = self
             .admit(function)
+            .await
             .inspect_err(|e| count_outcome(&self.metrics, function, Err(e)))?;
         self.forward(req, permit).await
     }
 
     /// The admit phase: reserved and account concurrency, rate limits. The permit is held
     /// until the instance finishes the invocation.
-    pub fn admit(&self, function: &str) -> Result<Permit, ApiError> {
+    pub async fn admit(&self, function: &str) -> Result<Permit, ApiError> {
         let t = Instant::now();
-        let admitted = self.resolver.limits(function).and_then(|l| {
-            let total = self.resolver.reserved_total()?;
+        let admitted = async {
+            let l = self.resolver.limits(function).await?;
+            let total = self.resolver.reserved_total().await?;
             self.limits.admit(function, l, total)
-        });
+        }
+        .await;
         self.phase("admit", t);
         admitted
     }
@@ -614,13 +598,15 @@ impl crate::events::Dispatch for Router {
         event: &crate::events::AsyncEvent,
         payload: Bytes,
     ) -> Result<crate::events::Delivered, crate::events::DispatchError> {
-        let req = self.invoke_request(
-            &event.function_name,
-            event.qualifier.as_deref(),
-            payload,
-            &event.request_id,
-            event.trace_id.clone(),
-        )?;
+        let req = self
+            .invoke_request(
+                &event.function_name,
+                event.qualifier.as_deref(),
+                payload,
+                &event.request_id,
+                event.trace_id.clone(),
+            )
+            .await?;
         let executed_version = req.descriptor.version.clone();
         let out = self.run(req).await?;
         Ok(crate::events::Delivered {

@@ -8,17 +8,22 @@
 //! (everything on a gap), then acknowledges the revision, so route publication can wait for it.
 
 use crate::api::{ApiError, VersionDescriptor};
-use crate::control::{Control, is_alias_name};
+use crate::control::ControlClient;
+use crate::control::client::ChangeBatch;
+use crate::control::is_alias_name;
 use crate::metrics::{Metrics, ResultLabel};
-use crate::store::resources::kind;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Functions whose metadata the cache holds at most (least recently used go first).
 const MAX_FUNCTIONS: u64 = 100_000;
-/// More change-feed entries than this in one step flush the whole cache.
-const MAX_CHANGES: u64 = 10_000;
+/// How long one change-feed request waits for a change.
+const FEED_WAIT: Duration = Duration::from_secs(2);
+/// Pause after the change feed failed (control unreachable) before asking again.
+const FEED_RETRY: Duration = Duration::from_millis(250);
 
 /// What a (function, qualifier) resolves to.
 #[derive(Debug, Clone)]
@@ -46,7 +51,7 @@ impl Target {
 }
 
 /// The admit phase's view of a function's limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FunctionLimits {
     /// Reserved concurrency (PutFunctionConcurrency), if set.
     pub reserved: Option<u32>,
@@ -65,73 +70,110 @@ struct FunctionMeta {
 
 /// The metadata cache and its change-feed follower.
 pub struct Resolver {
-    control: Arc<Control>,
-    changes: watch::Receiver<u64>,
+    control: Arc<dyn ControlClient>,
     functions: moka::sync::Cache<String, Arc<FunctionMeta>>,
     /// The tenant's sum of reserved concurrency (for the unreserved pool), generation-tagged.
     reserved_total: Mutex<(u64, Option<u64>)>,
     metrics: Arc<Metrics>,
     applied: Mutex<u64>,
     id: String,
+    /// Whether the last change-feed request reached the control service (`/readyz`).
+    reachable: AtomicBool,
+    /// Why it did not, when it did not.
+    unreachable_why: Mutex<String>,
 }
 
 impl Resolver {
-    pub fn new(control: Arc<Control>, metrics: Arc<Metrics>) -> Self {
-        let changes = control.changes();
-        let rev = *changes.borrow();
-        control.route_acks().ack("router", rev);
+    /// A resolver at revision `rev` (what the follower asks changes after first). `id` names
+    /// the router in route acknowledgements.
+    pub fn new(
+        control: Arc<dyn ControlClient>,
+        metrics: Arc<Metrics>,
+        rev: u64,
+        id: String,
+    ) -> Self {
         Resolver {
             control,
-            changes,
             functions: moka::sync::Cache::new(MAX_FUNCTIONS),
             reserved_total: Mutex::new((0, None)),
             metrics,
             applied: Mutex::new(rev),
-            id: "router".into(),
+            id,
+            reachable: AtomicBool::new(true),
+            unreachable_why: Mutex::new(String::new()),
         }
     }
 
-    /// Follows the change feed: drop the changed keys, then acknowledge each revision, until
-    /// shutdown.
+    /// `None` while the change feed reaches the control service, else why not.
+    pub fn control_unreachable(&self) -> Option<String> {
+        (!self.reachable.load(Ordering::SeqCst)).then(|| lock(&self.unreachable_why).clone())
+    }
+
+    /// Follows the change feed: drop the changed keys, then acknowledge each revision (asking
+    /// for the changes after it does), until shutdown. A failed request marks control
+    /// unreachable; the first answer after that flushes everything (changes may have been
+    /// missed, e.g. across a control restart).
     pub async fn follow(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut changes = self.changes.clone();
+        let mut lost = false;
         loop {
-            let rev = *changes.borrow_and_update();
-            self.apply(rev);
-            self.control.route_acks().ack(&self.id, rev);
-            tokio::select! {
-                r = changes.changed() => if r.is_err() { break },
+            let after = *lock(&self.applied);
+            let asked = tokio::select! {
+                r = self.control.changes(&self.id, after, FEED_WAIT) => r,
                 _ = shutdown.changed() => break,
+            };
+            match asked {
+                Ok(batch) => {
+                    if std::mem::take(&mut lost) {
+                        tracing::info!(
+                            "control service reachable again: flushing the metadata cache"
+                        );
+                        self.apply(ChangeBatch {
+                            rev: batch.rev,
+                            keys: None,
+                        });
+                    } else {
+                        self.apply(batch);
+                    }
+                    self.reachable.store(true, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    if !lost {
+                        tracing::warn!(error = %e, "change feed: control service unreachable; serving from the cache");
+                    }
+                    lost = true;
+                    *lock(&self.unreachable_why) = e.message.clone();
+                    self.reachable.store(false, Ordering::SeqCst);
+                    tokio::select! {
+                        _ = tokio::time::sleep(FEED_RETRY) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
             }
         }
-        self.control.route_acks().forget(&self.id);
+        self.control.forget(&self.id).await;
     }
 
-    /// Invalidates what changed between the applied revision and `rev`.
-    fn apply(&self, rev: u64) {
-        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        if rev <= *applied {
-            return;
-        }
-        let from = *applied;
-        let wanted = rev - from;
-        let rows = (wanted <= MAX_CHANGES)
-            .then(|| self.control.store().changes_after(from, wanted as usize))
-            .and_then(Result::ok)
-            .filter(|rows| contiguous(from, rev, rows.iter().map(|c| c.rev)));
-        match rows {
-            Some(rows) => {
-                for c in rows.iter().filter(|c| c.tenant == self.control.account()) {
-                    self.functions.invalidate(&c.key);
+    /// Invalidates what changed up to `batch.rev` (everything on a gap).
+    fn apply(&self, batch: ChangeBatch) {
+        let mut applied = lock(&self.applied);
+        match batch.keys {
+            Some(_) if batch.rev <= *applied => return,
+            Some(keys) => {
+                for k in &keys {
+                    self.functions.invalidate(k);
                 }
             }
             None => {
-                tracing::info!(from, rev, "change feed gap: flushing the metadata cache");
+                tracing::info!(
+                    from = *applied,
+                    rev = batch.rev,
+                    "change feed gap: flushing the metadata cache"
+                );
                 self.functions.invalidate_all();
             }
         }
         self.invalidate_reserved_total();
-        *applied = rev;
+        *applied = batch.rev;
     }
 
     fn invalidate_reserved_total(&self) {
@@ -160,7 +202,7 @@ impl Resolver {
             .get_with_by_ref(name, || Arc::new(FunctionMeta::default()))
     }
 
-    pub fn resolve(
+    pub async fn resolve(
         &self,
         name: &str,
         qualifier: Option<&str>,
@@ -175,7 +217,7 @@ impl Resolver {
                 .map_err(Clone::clone);
         }
         self.hit(false);
-        let target = self.target(name, qualifier);
+        let target = self.target(name, qualifier).await;
         let cacheable = match &target {
             Ok(_) => true,
             Err(e) => e.status.is_client_error(),
@@ -187,7 +229,7 @@ impl Resolver {
     }
 
     /// The function's limits (reserved concurrency, rate override), cached.
-    pub fn limits(&self, name: &str) -> Result<FunctionLimits, ApiError> {
+    pub async fn limits(&self, name: &str) -> Result<FunctionLimits, ApiError> {
         let meta = self.meta(name);
         if let Some(l) = *lock(&meta.limits) {
             self.hit(true);
@@ -195,19 +237,14 @@ impl Resolver {
         }
         self.hit(false);
         self.read();
-        let reserved = self.control.reserved_concurrency(name)?;
         self.read();
-        let rate_per_sec = self.control.rate_override(name)?;
-        let l = FunctionLimits {
-            reserved,
-            rate_per_sec,
-        };
+        let l = self.control.function_limits(name).await?;
         *lock(&meta.limits) = Some(l);
         Ok(l)
     }
 
     /// The tenant's sum of reserved concurrency, cached.
-    pub fn reserved_total(&self) -> Result<u64, ApiError> {
+    pub async fn reserved_total(&self) -> Result<u64, ApiError> {
         let generation = {
             let t = lock(&self.reserved_total);
             if let Some(n) = t.1 {
@@ -218,16 +255,7 @@ impl Resolver {
         };
         self.hit(false);
         self.read();
-        let docs = self
-            .control
-            .store()
-            .tenant_resources(self.control.account(), kind::CONCURRENCY)
-            .map_err(|e| ApiError::service(e.to_string()))?;
-        let n = docs
-            .iter()
-            .filter_map(|(_, _, j)| serde_json::from_str::<serde_json::Value>(j).ok())
-            .filter_map(|v| v["ReservedConcurrentExecutions"].as_u64())
-            .sum();
+        let n = self.control.reserved_total().await?;
         let mut t = lock(&self.reserved_total);
         if t.0 == generation {
             t.1 = Some(n);
@@ -236,20 +264,19 @@ impl Resolver {
     }
 
     /// Reads a version, or an alias and the versions it routes to.
-    fn target(&self, name: &str, qualifier: Option<&str>) -> Result<Target, ApiError> {
-        let version = |q: Option<&str>| self.routable(name, q).map(Arc::new);
+    async fn target(&self, name: &str, qualifier: Option<&str>) -> Result<Target, ApiError> {
         let Some(alias) = qualifier.filter(|q| is_alias_name(q)) else {
-            return Ok(Target::Version(version(qualifier)?));
+            return Ok(Target::Version(self.routable(name, qualifier).await?));
         };
         self.read();
-        let a = self.control.alias(name, alias)?;
-        let primary = version(Some(&a.function_version))?;
+        let a = self.control.alias(name, alias).await?;
+        let primary = self.routable(name, Some(&a.function_version)).await?;
         let weights = a
             .routing_config
             .unwrap_or_default()
             .additional_version_weights;
         let additional = match weights.into_iter().next() {
-            Some((v, w)) => Some((version(Some(&v))?, w)),
+            Some((v, w)) => Some((self.routable(name, Some(&v)).await?, w)),
             None => None,
         };
         Ok(Target::Alias {
@@ -263,35 +290,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Whether `revs` are exactly `from + 1 ..= to`.
-fn contiguous(from: u64, to: u64, revs: impl Iterator<Item = u64>) -> bool {
-    let mut next = from + 1;
-    for r in revs {
-        if r != next {
-            return false;
-        }
-        next += 1;
-    }
-    next == to + 1
-}
-
 impl Resolver {
-    /// What the router may serve for a version; a function that exists but is not in service
-    /// yet is 409, as Lambda answers for a `Pending` function.
-    fn routable(&self, name: &str, qualifier: Option<&str>) -> Result<VersionDescriptor, ApiError> {
-        let store = self.control.store();
-        let version = qualifier.unwrap_or("$LATEST");
+    /// What the router may serve for a version (409 while not in service).
+    async fn routable(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Arc<VersionDescriptor>, ApiError> {
         self.read();
-        let route = store.route(self.control.account(), name, version);
-        if let Some(v) = route.map_err(|e| ApiError::service(e.to_string()))? {
-            return Ok(self.control.descriptor(&v));
-        }
-        self.read();
-        let reported = self.control.lookup(name, qualifier)?;
-        Err(ApiError::conflict(format!(
-            "The operation cannot be performed at this time. The function is currently in the following state: {}",
-            reported.config.state
-        )))
+        let d = self
+            .control
+            .routable(name, qualifier.unwrap_or("$LATEST"))
+            .await;
+        d.map(Arc::new)
     }
 }
 
@@ -313,15 +324,6 @@ mod tests {
             revision_id: version.into(),
             egress: false,
         })
-    }
-
-    #[test]
-    fn contiguous_revisions() {
-        assert!(contiguous(3, 5, [4, 5].into_iter()));
-        assert!(!contiguous(3, 5, [4].into_iter()));
-        assert!(!contiguous(3, 5, [5].into_iter()));
-        assert!(!contiguous(3, 5, [4, 6].into_iter()));
-        assert!(contiguous(3, 3, [].into_iter()));
     }
 
     #[test]

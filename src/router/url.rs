@@ -438,12 +438,12 @@ pub fn apply_cors(cors: &Cors, req: &HeaderMap, resp: &mut Resp) {
 
 /// The URL config of a function and qualifier, or `None` (the lookup the metadata cache will
 /// take over). Store failures stay errors; anything else that cannot name a URL is `None`.
-fn lookup(
+async fn lookup(
     router: &Router,
     name: &str,
     qualifier: Option<&str>,
 ) -> Result<Option<FunctionUrlConfig>, ApiError> {
-    match router.control.url_config(name, qualifier) {
+    match router.control.url_config(name, qualifier).await {
         Ok(c) => Ok(c),
         Err(e) if e.status.is_server_error() => Err(e),
         Err(_) => Ok(None),
@@ -461,7 +461,7 @@ impl Router {
         let Some((name, qualifier)) = url_target(path.function) else {
             return Ok(UrlError::NotFound.to_response());
         };
-        let Some(config) = lookup(self, &name, qualifier.as_deref())? else {
+        let Some(config) = lookup(self, &name, qualifier.as_deref()).await? else {
             return Ok(UrlError::NotFound.to_response());
         };
         if config.auth_type != "NONE" {
@@ -542,7 +542,9 @@ impl Router {
             Ok(e) => e,
             Err(e) => return Ok(Err(e)),
         };
-        let invoke = self.invoke_request(name, qualifier, event, request_id, None)?;
+        let invoke = self
+            .invoke_request(name, qualifier, event, request_id, None)
+            .await?;
         let out = self.run(invoke).await?;
         if let Some(fe) = out.function_error {
             return Ok(Err(bad(format!("function error ({fe})"))));

@@ -31,6 +31,8 @@ pub struct Hearth {
     listen: String,
     /// Extra `serve` arguments (e.g. `--agent URL`).
     args: Vec<String>,
+    /// The subcommand: `serve`, or `control` / `router` (multi-process mode).
+    command: String,
     http: ureq::Agent,
 }
 
@@ -81,6 +83,18 @@ impl Hearth {
         listen: &str,
         args: &[&str],
     ) -> Hearth {
+        Self::start_command("serve", extra_config, env, listen, args)
+    }
+
+    /// Starts `hearth COMMAND` (`serve`, `control` or `router`: all take `--config`,
+    /// `--data-dir`, `--listen`, `--admin-listen` and `--ready-file`).
+    pub fn start_command(
+        command: &str,
+        extra_config: &str,
+        env: &[(&str, &str)],
+        listen: &str,
+        args: &[&str],
+    ) -> Hearth {
         let dir = tempfile::Builder::new()
             .prefix("hearth-test-")
             .tempdir()
@@ -107,6 +121,7 @@ impl Hearth {
                 .collect(),
             listen: listen.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            command: command.to_string(),
             http,
         };
         h.launch();
@@ -128,7 +143,7 @@ impl Hearth {
             .open(self.log_path())
             .unwrap();
         let child = Command::new(BIN)
-            .arg("serve")
+            .arg(&self.command)
             .arg("--config")
             .arg(&config)
             .arg("--data-dir")
