@@ -78,12 +78,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     if let Some(l) = args.admin_listen {
         cfg.admin_listen = l;
     }
-    if let Some(l) = args.tls_listen {
-        cfg.tls.listen = Some(l);
-    }
-    if args.dev_tls {
-        (cfg.tls.dev, cfg.tls.cert, cfg.tls.key) = (true, None, None);
-    }
+    args.tls.apply(&mut cfg);
     if !args.agents.is_empty() {
         cfg.agents = args.agents;
     }
@@ -168,6 +163,7 @@ fn router(args: RouterArgs) -> anyhow::Result<i32> {
     if let Some(u) = args.control_url {
         cfg.router.control_url = u;
     }
+    args.tls.apply(&mut cfg);
     cfg.validate()?;
     init_tracing(&cfg.log);
     let rt = tokio::runtime::Runtime::new()?;

@@ -94,15 +94,7 @@ pub async fn serve(
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
     tracing::info!(listener = "public", addr = %public_addr, "listening (HTTP/1.1, h2c)");
     tracing::info!(listener = "admin", addr = %admin_addr, "listening (/healthz, /metrics)");
-    let secure = match cfg.tls.listen {
-        Some(addr) => Some(Secure::bind(&cfg, addr)?),
-        None => None,
-    };
-    // Absolute URLs (FunctionUrl) use https when TLS is on, unless `public_url` says otherwise.
-    match &secure {
-        Some(s) => router.bound("https", s.tcp.local_addr()?),
-        None => router.bound("http", public_addr),
-    }
+    let secure = bind_tls(&cfg, &router, public_addr)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // The engine, relay and change-feed follower stop after the servers have drained.
@@ -123,13 +115,7 @@ pub async fn serve(
     }
     .service();
     let admin_task = tokio::spawn(http::serve(admin, admin_service, stopped()));
-    let (tls_addr, secure_tasks) = match secure {
-        Some(s) => {
-            let (addr, tasks) = s.spawn(&router, &stopped);
-            (Some(addr), Some(tasks))
-        }
-        None => (None, None),
-    };
+    let (tls_addr, secure_tasks) = spawn_tls(secure, &router, &stopped);
     let public_opts = router.serve_options(cfg.limits.max_connections);
     let public_task = tokio::spawn(http::serve_with(
         public,
@@ -176,10 +162,8 @@ pub async fn serve(
     if tokio::time::timeout(grace, async {
         let _ = public_task.await;
         let _ = admin_task.await;
-        if let Some(tasks) = secure_tasks {
-            for t in tasks {
-                let _ = t.await;
-            }
+        for t in secure_tasks {
+            let _ = t.await;
         }
     })
     .await
@@ -205,8 +189,50 @@ pub async fn serve(
     Ok(())
 }
 
+/// Binds the TLS and HTTP/3 listeners when `tls.listen` is set, and tells the router its public
+/// base: absolute URLs (FunctionUrl) use https on the TLS port when TLS is on, unless
+/// `public_url` says otherwise.
+pub(crate) fn bind_tls(
+    cfg: &Config,
+    router: &Router,
+    public_addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<Secure>> {
+    let secure = match cfg.tls.listen {
+        Some(addr) => Some(Secure::bind(cfg, addr)?),
+        None => None,
+    };
+    match &secure {
+        Some(s) => router.bound("https", s.tcp.local_addr()?),
+        None => router.bound("http", public_addr),
+    }
+    Ok(secure)
+}
+
+/// Starts the TLS and HTTP/3 listeners, if bound: their address and the tasks that end once
+/// they have drained.
+pub(crate) fn spawn_tls<G, Fut>(
+    secure: Option<Secure>,
+    router: &Arc<Router>,
+    stopped: &G,
+) -> (
+    Option<std::net::SocketAddr>,
+    Vec<tokio::task::JoinHandle<()>>,
+)
+where
+    G: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    match secure {
+        Some(s) => {
+            let (addr, tasks) = s.spawn(router, stopped);
+            (Some(addr), tasks)
+        }
+        None => (None, Vec::new()),
+    }
+}
+
 /// The TLS (TCP) and HTTP/3 (UDP) listeners on one port number, with their certificates.
-struct Secure {
+pub(crate) struct Secure {
     tcp: tokio::net::TcpListener,
     quic: quinn::Endpoint,
     certs: Arc<tls::Certs>,

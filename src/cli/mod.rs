@@ -157,12 +157,8 @@ pub struct ServeArgs {
     /// Written once serving: JSON with every bound address.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
-    /// TLS (h2/http1.1) on this TCP address and HTTP/3 on the same UDP port.
-    #[arg(long)]
-    pub tls_listen: Option<std::net::SocketAddr>,
-    /// Use a self-signed certificate made once in the data directory (`tls.dev`).
-    #[arg(long)]
-    pub dev_tls: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// A remote node agent (`http://HOST:PORT`, repeatable): place invokes on these instead
     /// of running an agent in process (config `agents`).
     #[arg(long = "agent", value_name = "URL")]
@@ -249,9 +245,34 @@ pub struct RouterArgs {
     /// A node agent (`http://HOST:PORT`, repeatable) to place invokes on (config `agents`).
     #[arg(long = "agent", value_name = "URL")]
     pub agents: Vec<String>,
-    /// Written once serving: JSON with `listen`, `admin_listen`, `pid`.
+    /// Written once serving: JSON with `listen`, `admin_listen`, `pid` (and `tls_listen`).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// The TLS and HTTP/3 flags of `serve` and `router`.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// TLS (h2/http1.1) on this TCP address and HTTP/3 on the same UDP port.
+    #[arg(long)]
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// Use a self-signed certificate made once in the data directory (`tls.dev`).
+    #[arg(long)]
+    pub dev_tls: bool,
+}
+
+impl TlsArgs {
+    /// Applies the flags over the config.
+    pub fn apply(&self, cfg: &mut crate::config::Config) {
+        if let Some(l) = self.tls_listen {
+            cfg.tls.listen = Some(l);
+        }
+        if self.dev_tls {
+            (cfg.tls.dev, cfg.tls.cert, cfg.tls.key) = (true, None, None);
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! `hearth router`: the invoke router as its own process (multi-process mode). It reaches the
 //! control service over HTTP/2 ([`HttpControl`]), follows its change feed with a long poll,
-//! and places invokes across the remote agents (`--agent`, repeatable).
+//! and places invokes across the remote agents (`--agent`, repeatable). With `tls.listen` it
+//! serves TLS (h2, HTTP/1.1) and HTTP/3 exactly as `serve` does.
 //!
 //! Its admin port answers `/readyz` with 503 and the reason while the control service cannot
 //! be reached; invokes keep being served from the metadata cache meanwhile (uncached lookups
@@ -53,7 +54,7 @@ pub async fn run(
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
     tracing::info!(listener = "public", addr = %public_addr, "listening (HTTP/1.1, h2c)");
     tracing::info!(listener = "admin", addr = %admin_addr, "listening (/healthz, /readyz, /metrics)");
-    router.bound("http", public_addr);
+    let secure = crate::serve::bind_tls(&cfg, &router, public_addr)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (bg_stop, bg_rx) = watch::channel(false);
@@ -74,6 +75,7 @@ pub async fn run(
     ));
     let follower = tokio::spawn(router.follow_changes(bg_rx.clone()));
     let poller = tokio::spawn(placement.run_poller(bg_rx));
+    let (tls_addr, secure_tasks) = crate::serve::spawn_tls(secure, &router, &stopped);
     let public_opts = router.serve_options(cfg.limits.max_connections);
     let r = router.clone();
     let public_task = tokio::spawn(http::serve_with(
@@ -84,7 +86,7 @@ pub async fn run(
     ));
     ready.store(true, Ordering::SeqCst);
     if let Some(path) = ready_file {
-        crate::serve::write_ready_file(&path, public_addr, admin_addr, None)?;
+        crate::serve::write_ready_file(&path, public_addr, admin_addr, tls_addr)?;
     }
     tracing::info!("ready");
 
@@ -95,6 +97,9 @@ pub async fn run(
     if tokio::time::timeout(grace, async {
         let _ = public_task.await;
         let _ = admin_task.await;
+        for t in secure_tasks {
+            let _ = t.await;
+        }
     })
     .await
     .is_err()
