@@ -67,112 +67,125 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<i32> {
-    let mut cfg = load_config(args.config.as_deref())?;
-    if let Some(d) = args.data_dir {
+/// The config of a long-running component: defaults, the file, `HEARTH_*`, then the flags every
+/// component has (data dir, admin address) and its own (`apply`); validated, logging started.
+fn component_config(
+    file: Option<&std::path::Path>,
+    data_dir: Option<std::path::PathBuf>,
+    admin_listen: Option<std::net::SocketAddr>,
+    apply: impl FnOnce(&mut Config),
+) -> anyhow::Result<Config> {
+    let mut cfg = load_config(file)?;
+    if let Some(d) = data_dir {
         cfg.data_dir = d;
     }
-    if let Some(l) = args.listen {
-        cfg.listen = l;
-    }
-    if let Some(l) = args.admin_listen {
+    if let Some(l) = admin_listen {
         cfg.admin_listen = l;
     }
-    args.tls.apply(&mut cfg);
-    if !args.agents.is_empty() {
-        cfg.agents = args.agents;
-    }
+    apply(&mut cfg);
     cfg.validate()?;
     init_tracing(&cfg.log);
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(hearth::serve::serve(
+    Ok(cfg)
+}
+
+/// Runs a component on a multi-threaded runtime until it returns (after SIGTERM or Ctrl-C).
+fn block_on(
+    component: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<i32> {
+    tokio::runtime::Runtime::new()?.block_on(component)?;
+    Ok(0)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<i32> {
+    let cfg = component_config(
+        args.config.as_deref(),
+        args.data_dir,
+        args.admin_listen,
+        |cfg| {
+            if let Some(l) = args.listen {
+                cfg.listen = l;
+            }
+            args.tls.apply(cfg);
+            if !args.agents.is_empty() {
+                cfg.agents = args.agents;
+            }
+        },
+    )?;
+    block_on(hearth::serve::serve(
         cfg,
         args.ready_file,
         shutdown_signal(),
-    ))?;
-    Ok(0)
+    ))
 }
 
 fn agent(args: AgentArgs) -> anyhow::Result<i32> {
-    let mut cfg = load_config(args.config.as_deref())?;
-    if let Some(d) = args.data_dir {
-        cfg.data_dir = d;
-    }
-    if let Some(l) = args.listen {
-        cfg.agent.listen = l;
-    }
-    if let Some(l) = args.admin_listen {
-        cfg.admin_listen = l;
-    }
-    if let Some(u) = args.code_url {
-        cfg.agent.code_url = u;
-    }
-    cfg.validate()?;
-    init_tracing(&cfg.log);
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(hearth::agent::server::run(
+    let cfg = component_config(
+        args.config.as_deref(),
+        args.data_dir,
+        args.admin_listen,
+        |cfg| {
+            if let Some(l) = args.listen {
+                cfg.agent.listen = l;
+            }
+            if let Some(u) = args.code_url {
+                cfg.agent.code_url = u;
+            }
+        },
+    )?;
+    block_on(hearth::agent::server::run(
         cfg,
         args.ready_file,
         shutdown_signal(),
-    ))?;
-    Ok(0)
+    ))
 }
 
 fn control(args: ControlArgs) -> anyhow::Result<i32> {
-    let mut cfg = load_config(args.config.as_deref())?;
-    if let Some(d) = args.data_dir {
-        cfg.data_dir = d;
-    }
-    if let Some(l) = args.listen {
-        cfg.control.listen = l;
-    }
-    if let Some(l) = args.admin_listen {
-        cfg.admin_listen = l;
-    }
-    if !args.agents.is_empty() {
-        cfg.agents = args.agents;
-    }
-    if let Some(u) = args.router_url {
-        cfg.control.router_url = u;
-    }
-    cfg.validate()?;
-    init_tracing(&cfg.log);
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(hearth::control::server::run(
+    let cfg = component_config(
+        args.config.as_deref(),
+        args.data_dir,
+        args.admin_listen,
+        |cfg| {
+            if let Some(l) = args.listen {
+                cfg.control.listen = l;
+            }
+            if !args.agents.is_empty() {
+                cfg.agents = args.agents;
+            }
+            if let Some(u) = args.router_url {
+                cfg.control.router_url = u;
+            }
+        },
+    )?;
+    block_on(hearth::control::server::run(
         cfg,
         args.ready_file,
         shutdown_signal(),
-    ))?;
-    Ok(0)
+    ))
 }
 
 fn router(args: RouterArgs) -> anyhow::Result<i32> {
-    let mut cfg = load_config(args.config.as_deref())?;
-    if let Some(d) = args.data_dir {
-        cfg.data_dir = d;
-    }
-    if let Some(l) = args.listen {
-        cfg.listen = l;
-    }
-    if let Some(l) = args.admin_listen {
-        cfg.admin_listen = l;
-    }
-    if !args.agents.is_empty() {
-        cfg.agents = args.agents;
-    }
-    if let Some(u) = args.control_url {
-        cfg.router.control_url = u;
-    }
-    args.tls.apply(&mut cfg);
-    cfg.validate()?;
-    init_tracing(&cfg.log);
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(hearth::router::server::run(
+    let cfg = component_config(
+        args.config.as_deref(),
+        args.data_dir,
+        args.admin_listen,
+        |cfg| {
+            if let Some(l) = args.listen {
+                cfg.listen = l;
+            }
+            if !args.agents.is_empty() {
+                cfg.agents = args.agents;
+            }
+            if let Some(u) = args.control_url {
+                cfg.router.control_url = u;
+            }
+            args.tls.apply(cfg);
+        },
+    )?;
+    block_on(hearth::router::server::run(
         cfg,
         args.ready_file,
         shutdown_signal(),
-    ))?;
-    Ok(0)
+    ))
 }
 
 fn init_tracing(filter: &str) {

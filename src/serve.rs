@@ -159,18 +159,9 @@ pub async fn serve(
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
-    if tokio::time::timeout(grace, async {
-        let _ = public_task.await;
-        let _ = admin_task.await;
-        for t in secure_tasks {
-            let _ = t.await;
-        }
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!("drain deadline passed; stopping anyway");
-    }
+    let mut listeners = vec![public_task, admin_task];
+    listeners.extend(secure_tasks);
+    drain(grace, listeners).await;
     let _ = engine_stop.send(true);
     // Delivery workers finish the events they are running, within the grace period; an event
     // cut off is delivered again after its lease (at least once).
@@ -324,6 +315,18 @@ pub(crate) fn remote_placement(cfg: &Config) -> crate::router::place::Placement 
         .collect();
     tracing::info!(agents = ?cfg.agents, "placing invokes on remote agents");
     crate::router::place::Placement::new(agents, &cfg.placement)
+}
+
+/// Waits for the listeners' tasks to finish their in-flight requests, at most `grace`.
+pub(crate) async fn drain(grace: Duration, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout(grace, all).await.is_err() {
+        tracing::warn!("drain deadline passed; stopping anyway");
+    }
 }
 
 /// Puts the tenant's small packages into the node cache before serving, so scale-outs never

@@ -96,15 +96,7 @@ pub async fn run(
     tracing::info!("shutting down: draining in-flight invokes");
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
-    if tokio::time::timeout(grace, async {
-        let _ = agent_task.await;
-        let _ = admin_task.await;
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!("drain deadline passed; stopping anyway");
-    }
+    crate::serve::drain(grace, vec![agent_task, admin_task]).await;
     let _ = reaper.await;
     agent.shutdown().await;
     tracing::info!("stopped");

@@ -289,19 +289,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn descriptor() -> VersionDescriptor {
-        VersionDescriptor {
-            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
-            function_name: "f".into(),
-            version: "$LATEST".into(),
-            code_sha256: "a".repeat(64),
-            runtime: "provided".into(),
-            handler: "h".into(),
-            memory_mb: 128,
-            timeout_secs: 3,
-            environment: BTreeMap::new(),
-            revision_id: "r".into(),
-            egress: false,
-        }
+        VersionDescriptor::for_tests("$LATEST")
     }
 
     fn request() -> InvokeRequest {

@@ -52,23 +52,35 @@ impl VersionDescriptor {
 }
 
 #[cfg(test)]
+impl VersionDescriptor {
+    /// A `provided` descriptor of function `f` at `version` for unit tests.
+    pub(crate) fn for_tests(version: &str) -> VersionDescriptor {
+        VersionDescriptor {
+            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            function_name: "f".into(),
+            version: version.into(),
+            code_sha256: "a".repeat(64),
+            runtime: "provided".into(),
+            handler: "h".into(),
+            memory_mb: 128,
+            timeout_secs: 3,
+            environment: BTreeMap::new(),
+            revision_id: "r".into(),
+            egress: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn header_round_trip() {
         let d = VersionDescriptor {
-            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
-            function_name: "f".into(),
-            version: "$LATEST".into(),
-            code_sha256: "ab".into(),
-            runtime: "provided".into(),
-            handler: "h".into(),
-            memory_mb: 128,
-            timeout_secs: 3,
             environment: BTreeMap::from([("A".into(), "1".into())]),
-            revision_id: "r1".into(),
             egress: true,
+            ..VersionDescriptor::for_tests("$LATEST")
         };
         assert_eq!(VersionDescriptor::from_header(&d.to_header()).unwrap(), d);
         assert!(VersionDescriptor::from_header("!!").is_err());

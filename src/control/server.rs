@@ -161,15 +161,7 @@ pub async fn run(
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
-    if tokio::time::timeout(grace, async {
-        let _ = task.await;
-        let _ = admin_task.await;
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!("drain deadline passed; stopping anyway");
-    }
+    crate::serve::drain(grace, vec![task, admin_task]).await;
     let _ = engine_stop.send(true);
     if let Some(w) = workers_task {
         let abort = w.abort_handle();

@@ -414,19 +414,7 @@ mod tests {
     fn request() -> InvokeRequest {
         InvokeRequest {
             request_id: "r".into(),
-            descriptor: Arc::new(VersionDescriptor {
-                function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
-                function_name: "f".into(),
-                version: "$LATEST".into(),
-                code_sha256: "a".repeat(64),
-                runtime: "provided".into(),
-                handler: "h".into(),
-                memory_mb: 128,
-                timeout_secs: 3,
-                environment: BTreeMap::new(),
-                revision_id: "r".into(),
-                egress: false,
-            }),
+            descriptor: Arc::new(VersionDescriptor::for_tests("$LATEST")),
             invoked_arn: String::new(),
             client_context: None,
             trace_id: String::new(),

@@ -311,19 +311,7 @@ mod tests {
     use super::*;
 
     fn d(version: &str) -> Arc<VersionDescriptor> {
-        Arc::new(VersionDescriptor {
-            function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
-            function_name: "f".into(),
-            version: version.into(),
-            code_sha256: String::new(),
-            runtime: "provided".into(),
-            handler: String::new(),
-            memory_mb: 128,
-            timeout_secs: 3,
-            environment: Default::default(),
-            revision_id: version.into(),
-            egress: false,
-        })
+        Arc::new(VersionDescriptor::for_tests(version))
     }
 
     #[test]

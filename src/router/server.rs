@@ -94,18 +94,9 @@ pub async fn run(
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
-    if tokio::time::timeout(grace, async {
-        let _ = public_task.await;
-        let _ = admin_task.await;
-        for t in secure_tasks {
-            let _ = t.await;
-        }
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!("drain deadline passed; stopping anyway");
-    }
+    let mut listeners = vec![public_task, admin_task];
+    listeners.extend(secure_tasks);
+    crate::serve::drain(grace, listeners).await;
     let _ = bg_stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = tokio::join!(follower, poller);
