@@ -286,7 +286,6 @@ pub struct Allocated {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn descriptor() -> VersionDescriptor {
         VersionDescriptor::for_tests("$LATEST")

@@ -341,7 +341,6 @@ impl AgentClient for Placement {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use std::collections::BTreeMap;
     use std::sync::atomic::AtomicU32;
 
     /// A scripted agent: answers from a list of outcomes (a fault injector, not a sandbox).
