@@ -174,6 +174,9 @@ pub struct Agent {
     egress: egress::Egress,
     /// Provisioned concurrency configs: config key → (version, instances).
     provisions: std::sync::Mutex<std::collections::HashMap<String, Vec<ProvisionTarget>>>,
+    /// Instances being torn down after their answer was sent; shutdown waits for them before
+    /// it removes the agent's cgroups.
+    retiring: tokio::sync::watch::Sender<usize>,
 }
 
 impl Agent {
@@ -233,6 +236,7 @@ impl Agent {
             .map_err(|e| anyhow::anyhow!("egress.allow: {e}"))?,
             metrics,
             provisions: Default::default(),
+            retiring: tokio::sync::watch::Sender::new(0),
         }))
     }
 
@@ -309,6 +313,14 @@ impl Agent {
     pub async fn shutdown(&self) {
         for inst in self.pools.drain_all() {
             self.retire(inst).await;
+        }
+        let mut retiring = self.retiring.subscribe();
+        let done = retiring.wait_for(|n| *n == 0);
+        if tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .is_err()
+        {
+            tracing::warn!("instances still stopping at shutdown");
         }
         self.driver.stop_stem_cells().await;
         self.driver.cleanup();
@@ -388,7 +400,11 @@ impl Agent {
         let idle = if result.reset || !inst.alive() || !self.settings.reuse {
             // Answer first; the teardown runs after (its capacity is released when it is done).
             let me = self.clone();
-            tokio::spawn(async move { me.retire(inst).await });
+            self.retiring.send_modify(|n| *n += 1);
+            tokio::spawn(async move {
+                me.retire(inst).await;
+                me.retiring.send_modify(|n| *n -= 1);
+            });
             self.pools.idle_count(&key)
         } else {
             self.pools.put_idle(key.clone(), inst)

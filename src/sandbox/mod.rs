@@ -280,16 +280,29 @@ impl ProcessDriver {
     /// parent-death signal fires when the *thread* that spawned it ends.
     pub async fn create(&self, spec: SandboxSpec) -> Result<Sandbox, SandboxError> {
         validate::spec(&spec)?;
-        let req = self.request(&spec);
         if let Some(cell) = self.stem_cell_for(&spec) {
-            cell.specialize(&self.cfg, req, spec.memory_mb, StartPath::StemCell)
+            let req = self.request(&spec);
+            match cell
+                .specialize(&self.cfg, req, spec.memory_mb, StartPath::StemCell)
                 .await
-        } else {
-            let cell =
-                stemcell::prepare(&self.cfg, self.cgroups, &spec.instance_id, spec.egress).await?;
-            cell.specialize(&self.cfg, req, spec.memory_mb, StartPath::Fresh)
-                .await
+            {
+                // The cell died while waiting (killed between the pool's liveness check and
+                // now): nothing started, so the fresh path may run the same spec.
+                Err(SandboxError::Helper(e)) => {
+                    tracing::warn!(error = %e, "a stem cell failed to specialize; starting fresh");
+                }
+                done => return done,
+            }
         }
+        let cell =
+            stemcell::prepare(&self.cfg, self.cgroups, &spec.instance_id, spec.egress).await?;
+        cell.specialize(
+            &self.cfg,
+            self.request(&spec),
+            spec.memory_mb,
+            StartPath::Fresh,
+        )
+        .await
     }
 
     /// The one place that decides whether `spec` may start from a ready stem cell.
