@@ -121,3 +121,41 @@ impl ServerCertVerifier for AnyCert {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_flags_and_configs() {
+        let pem = std::path::Path::new("x.pem");
+        assert!(matches!(
+            Trust::from_flags(Some(pem), false),
+            Ok(Trust::CaFile(_))
+        ));
+        assert!(matches!(Trust::from_flags(None, true), Ok(Trust::Any)));
+        let both = Trust::from_flags(Some(pem), true).unwrap_err().to_string();
+        assert!(both.contains("not both"), "{both}");
+        let none = Trust::from_flags(None, false).unwrap_err().to_string();
+        assert!(none.contains("--ca-cert"), "{none}");
+
+        let c = client_config(&Trust::Any, b"h3").unwrap();
+        assert_eq!(c.alpn_protocols, vec![b"h3".to_vec()]);
+        let dir = tempfile::tempdir().unwrap();
+        let missing = client_config(&Trust::CaFile(dir.path().join("no.pem")), b"h2");
+        assert!(missing.unwrap_err().to_string().contains("no.pem"));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = client_config(&Trust::CaFile(empty), b"h2").unwrap_err();
+        assert!(e.to_string().contains("no certificate"), "{e}");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let good = dir.path().join("good.pem");
+        std::fs::write(&good, made.cert.pem()).unwrap();
+        assert!(client_config(&Trust::CaFile(good), b"http/1.1").is_ok());
+
+        assert!(server_name("127.0.0.1").is_ok());
+        assert!(server_name("[::1]").is_ok());
+        assert!(server_name("localhost").is_ok());
+        assert!(server_name("bad host").is_err());
+    }
+}
