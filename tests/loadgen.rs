@@ -276,6 +276,86 @@ fn invoke_against_hearth_serve() {
     );
 }
 
+/// `loadgen invoke` over TLS against `hearth serve` with a dev certificate: HTTP/3 (one QUIC
+/// connection per thread, many streams) trusting the certificate, and h2 and HTTP/1.1 over TLS
+/// with `--insecure`; every request answered.
+#[test]
+fn invoke_over_http3_and_tls() {
+    let h = Hearth::start_with("[tls]\nlisten = \"127.0.0.1:0\"\ndev = true\n");
+    h.deploy("echo", "provided", "", &example("echo-sh"), &[]);
+    let ready: Value =
+        serde_json::from_str(&std::fs::read_to_string(h.dir.path().join("ready.json")).unwrap())
+            .unwrap();
+    let port = ready["tls_listen"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    let endpoint = format!("https://127.0.0.1:{port}");
+    let ca = h.data_dir().join("tls/dev-cert.pem");
+    let ca = ca.to_str().unwrap();
+    for (flags, protocol) in [
+        (vec!["--http3", "--ca-cert", ca], "h3"),
+        (vec!["--http2", "--insecure"], "h2-tls"),
+        (vec!["--ca-cert", ca], "h1-tls"),
+    ] {
+        let mut args = vec![
+            "invoke",
+            "--endpoint",
+            &endpoint,
+            "--function",
+            "echo",
+            "--concurrency",
+            "8",
+            "--duration",
+            "1",
+        ];
+        args.extend(&flags);
+        let r = loadgen(&args, &[]);
+        assert_common_keys(&r);
+        assert_eq!(r["mode"], "closed-loop");
+        assert_eq!(r["protocol"], protocol);
+        assert!(u(&r["ok"]) > 0, "{r}\n{}", h.log());
+        assert_eq!(u(&r["ok"]), u(&r["requests"]), "{r}\n{}", h.log());
+    }
+    // Refused up front: h3 needs https://, https:// needs a trust choice.
+    for args in [
+        vec![
+            "invoke",
+            "--endpoint",
+            &h.endpoint,
+            "--function",
+            "echo",
+            "--rate",
+            "1",
+            "--http3",
+        ],
+        vec![
+            "invoke",
+            "--endpoint",
+            &endpoint,
+            "--function",
+            "echo",
+            "--rate",
+            "1",
+            "--http3",
+        ],
+    ] {
+        let out = Command::new(BIN)
+            .arg("loadgen")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--http3 needs an https:// URL") || err.contains("--ca-cert"),
+            "{err}"
+        );
+    }
+}
+
 /// A bash bootstrap that answers `{}` after sleeping the event's `sleep_ms`.
 const SLEEP_BOOTSTRAP: &str = r#"#!/usr/bin/bash
 api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"

@@ -55,6 +55,20 @@ impl Req {
 
 type Check = fn(&Resp);
 
+/// The bytes the binary URL case sends: every byte value, then a fixed pseudo-random tail
+/// (deterministic, so the check can recompute them).
+fn binary_body() -> Vec<u8> {
+    let mut b: Vec<u8> = (0..=255).collect();
+    let mut x: u32 = 0x9e37_79b9;
+    b.extend((0..100_000).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        (x >> 24) as u8
+    }));
+    b
+}
+
 /// The matrix: (name, request, check). Adding a case is one line.
 fn cases() -> Vec<(&'static str, Req, Check)> {
     vec![
@@ -92,7 +106,74 @@ fn cases() -> Vec<(&'static str, Req, Check)> {
                 assert_eq!(r.error_type(), "RequestTooLargeException");
             },
         ),
+        (
+            "reserved concurrency 0 is 429 with its Reason",
+            invoke("busy", b"{}"),
+            |r| {
+                assert_eq!(r.status, 429, "{}", r.text());
+                assert_eq!(r.error_type(), "TooManyRequestsException");
+                assert_eq!(
+                    r.json()["Reason"],
+                    "ReservedFunctionConcurrentInvocationLimitExceeded",
+                    "{}",
+                    r.text()
+                );
+                let retry: u32 = r
+                    .header("retry-after")
+                    .expect("Retry-After")
+                    .parse()
+                    .unwrap();
+                assert!(retry >= 1);
+            },
+        ),
+        (
+            "a binary body round-trips through a function URL",
+            Req {
+                method: "POST",
+                path: "/fn/web/binary".into(),
+                headers: vec![("content-type".into(), "application/octet-stream".into())],
+                body: binary_body(),
+            },
+            |r| {
+                assert_eq!(r.status, 200, "{}", r.text());
+                assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+                assert!(
+                    r.body == binary_body(),
+                    "binary body changed on the round trip"
+                );
+            },
+        ),
     ]
+}
+
+/// The functions the matrix calls: `echo`, `busy` (reserved concurrency 0) and `web` (url-py
+/// behind a function URL, AuthType NONE). Returns the `FunctionUrl` hearth gave `web`.
+fn deploy_matrix_functions(h: &Hearth) -> String {
+    h.deploy("echo", "provided", "", &example("echo-sh"), &[]);
+    h.deploy("busy", "provided", "", &example("echo-sh"), &[]);
+    let r = h.request(
+        "PUT",
+        "/2017-10-31/functions/busy/concurrency",
+        &[("content-type", "application/json")],
+        br#"{"ReservedConcurrentExecutions":0}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    h.deploy(
+        "web",
+        "python3.11",
+        "app.handler",
+        &repo().join("tests/functions/url-py"),
+        &[],
+    );
+    h.wait_settled("web");
+    let r = h.request(
+        "POST",
+        "/2021-10-31/functions/web/url",
+        &[("content-type", "application/json")],
+        br#"{"AuthType":"NONE"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["FunctionUrl"].as_str().unwrap().to_string()
 }
 
 // ---------- the TLS (h1/h2) client ----------
@@ -389,9 +470,11 @@ fn run_matrix(rt: &tokio::runtime::Runtime, h: &Hearth, proto: Proto) -> Vec<Res
 #[test]
 fn same_cases_over_h1_h2_and_h3() {
     let h = Hearth::start_with(TLS_DEV);
-    h.deploy("echo", "provided", "", &example("echo-sh"), &[]);
-    let rt = rt();
+    let url = deploy_matrix_functions(&h);
     let port = tls_addr(&h).port();
+    // With TLS on, URLs are https on the TLS listener.
+    assert_eq!(url, format!("https://127.0.0.1:{port}/fn/web/"));
+    let rt = rt();
     for proto in [Proto::H1, Proto::H2] {
         for r in run_matrix(&rt, &h, proto) {
             assert_eq!(

@@ -2,7 +2,9 @@
 //! hostile bodies refused without storing anything, and a missed tick after a real restart
 //! (the restarted process's scheduler clock shifted forward by an injected fault) that fires
 //! once with `FIRE_ONCE` and not at all with `SKIP`. Fired ticks are read from the durable
-//! queue's events topic (the delivery workers consume it in their own consumer).
+//! queue's events topic (the delivery workers consume it in their own consumer). End to end, a
+//! `rate(1 minute)` trigger runs its function once per tick (the OnSuccess destination record
+//! read with `hearth queue read`), and deleting a function deletes its triggers.
 
 mod common;
 
@@ -300,4 +302,152 @@ fn a_missed_tick_fires_once_after_a_real_restart() {
         want.format(&time::format_description::well_known::Rfc3339)
             .unwrap()
     );
+}
+
+const CLOCK: &str = "HEARTH_FAULT_CLOCK_OFFSET_SECS";
+
+/// Restarts `h` with its scheduler clock standing at `at_ms` (ms since the epoch) now.
+fn relaunch_at(h: &mut Hearth, at_ms: i64) {
+    assert!(h.stop().success(), "{}", h.log());
+    let offset = (at_ms.div_euclid(1000) - now_secs()).to_string();
+    h.env.retain(|(k, _)| k != CLOCK);
+    h.env.push((CLOCK.into(), offset));
+    h.launch_again();
+}
+
+/// The destination records in queue `name`, read with `hearth queue read`.
+fn queue_records(h: &Hearth, name: &str) -> Vec<Value> {
+    let out = h.cli(&["queue", "read", name, "--max", "1000"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let m: Value = serde_json::from_str(l).unwrap();
+            serde_json::from_str(m["Body"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+fn wait_queue(h: &Hearth, name: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let r = queue_records(h, name);
+        if r.len() >= n {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} records in {name}:\n{}",
+            r.len(),
+            h.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// End to end: a `rate(1 minute)` trigger made with the CLI runs its function once per tick,
+/// and the run reaches the function's OnSuccess queue. The scheduler clock is shifted by an
+/// injected fault across two real restarts: first to just after tick 1, then just after tick 2.
+#[test]
+fn a_rate_trigger_runs_its_function_once_per_tick() {
+    // The first process's scheduler stands an hour back: nothing fires while we set up.
+    let mut h = Hearth::start_env("", &[(CLOCK, "-3600")]);
+    echo_function(&h, "f");
+    let dest = json!({ "DestinationConfig": { "OnSuccess": { "Destination":
+        "arn:aws:sqs:us-east-1:000000000000:ticks" } } });
+    ok(
+        call(
+            &h,
+            "PUT",
+            "/2019-09-25/functions/f/event-invoke-config",
+            &dest.to_string(),
+        ),
+        200,
+    );
+    let out = h.cli(&[
+        "trigger",
+        "create",
+        "minutely",
+        "--function",
+        "f",
+        "--schedule",
+        "rate(1 minute)",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trigger: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = trigger["CreatedMs"].as_i64().unwrap();
+    let arn = trigger["TriggerArn"].as_str().unwrap().to_owned();
+
+    // Tick 1 (created + 60 s) is 5 s due.
+    relaunch_at(&mut h, created + 65_000);
+    let first = wait_queue(&h, "ticks", 1);
+    // Tick 2 (created + 120 s) is 5 s due; tick 1 is recorded and does not fire again.
+    relaunch_at(&mut h, created + 125_000);
+    wait_queue(&h, "ticks", 2);
+    // Give the scheduler more passes (it polls every 5 s) to fire anything twice.
+    std::thread::sleep(Duration::from_secs(7));
+    let records = queue_records(&h, "ticks");
+    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records[0], first[0]);
+
+    let mut times = vec![];
+    for r in &records {
+        assert_eq!(r["requestContext"]["condition"], "Success", "{r}");
+        let p = &r["requestPayload"];
+        assert_eq!(p["source"], "aws.events", "{r}");
+        assert_eq!(p["detail-type"], "Scheduled Event");
+        assert_eq!(p["resources"], json!([arn]));
+        assert_eq!(p["account"], "000000000000");
+        // The echo function answered with the event: it ran.
+        assert_eq!(&r["responsePayload"], p);
+        let t = time::OffsetDateTime::parse(
+            p["time"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        times.push(t.unix_timestamp());
+    }
+    // One record per tick: the two ticks, a minute apart, both after the creation.
+    assert!(times[0] > created / 1000, "{times:?} created {created}");
+    assert_eq!(times[1] - times[0], 60, "{times:?}");
+    assert_ne!(
+        records[0]["requestPayload"]["id"],
+        records[1]["requestPayload"]["id"]
+    );
+}
+
+#[test]
+fn deleting_a_function_deletes_its_triggers() {
+    let h = Hearth::start();
+    echo_function(&h, "f");
+    echo_function(&h, "g");
+    for (name, f) in [("of-f", "f"), ("of-f-too", "f"), ("of-g", "g")] {
+        let body = json!({ "Name": name, "FunctionName": f, "ScheduleExpression": "rate(1 day)" });
+        ok(call(&h, "POST", T, &body.to_string()), 201);
+    }
+    ok(call(&h, "DELETE", "/2015-03-31/functions/f", ""), 204);
+    assert_eq!(names(&h), ["of-g"]);
+    // A function created again under the name starts without triggers.
+    echo_function(&h, "f");
+    assert_eq!(names(&h), ["of-g"]);
+    let body = json!({ "Name": "of-f", "FunctionName": "f", "ScheduleExpression": "rate(1 day)" });
+    ok(call(&h, "POST", T, &body.to_string()), 201);
+    // Deleting a version leaves the function's triggers.
+    ok(
+        call(&h, "POST", "/2015-03-31/functions/f/versions", "{}"),
+        201,
+    );
+    ok(
+        call(&h, "DELETE", "/2015-03-31/functions/f?Qualifier=1", ""),
+        204,
+    );
+    assert_eq!(names(&h), ["of-f", "of-g"]);
 }

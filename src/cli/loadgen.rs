@@ -64,9 +64,19 @@ pub struct LoadArgs {
     /// wait counts). Closed loop: one per worker.
     #[arg(long)]
     pub connections: Option<usize>,
-    /// HTTP/2 with prior knowledge (h2c).
-    #[arg(long)]
+    /// HTTP/2: with prior knowledge (h2c) for http://, by ALPN for https://.
+    #[arg(long, conflicts_with = "http3")]
     pub http2: bool,
+    /// HTTP/3 over QUIC (https:// only): the workers of each thread share one QUIC
+    /// connection, a stream per request.
+    #[arg(long)]
+    pub http3: bool,
+    /// https://: trust the certificates in this PEM file.
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+    /// https://: accept any server certificate (a dev certificate).
+    #[arg(long, conflicts_with = "ca_cert")]
+    pub insecure: bool,
     /// Seconds per request (connect, and send to the end of the response).
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,

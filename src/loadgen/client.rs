@@ -1,9 +1,11 @@
 //! One client connection per worker over a `TcpStream` with TCP_NODELAY: the lean HTTP/1.1
 //! client ([`super::h1`]) by default, a hyper h2c connection (prior knowledge) with
-//! `--http2`; and the few response headers the reports need.
+//! `--http2`; for `https://` targets hyper over rustls (ALPN `http/1.1`, or `h2` with
+//! `--http2`), or with `--http3` a stream on the thread's shared QUIC connection
+//! ([`super::h3`]); and the few response headers the reports need.
 
-use super::h1;
 use super::target::Source;
+use super::{h1, h3};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -13,13 +15,50 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// A connection: the lean HTTP/1.1 client, or hyper (h2c).
+/// A connection: the lean HTTP/1.1 client, hyper (h2c, or h1/h2 over TLS), or an HTTP/3 handle.
 pub enum Conn {
     H1(h1::Conn),
     Hyper(HyperConn),
+    H3(h3::Conn),
+}
+
+/// The protocol a run speaks.
+#[derive(Clone)]
+pub enum Wire {
+    /// HTTP/1.1 over TCP (the lean client).
+    H1,
+    /// h2c with prior knowledge.
+    H2c,
+    /// HTTP/1.1 (or h2 with `http2`) over TLS.
+    Tls {
+        config: Arc<rustls::ClientConfig>,
+        name: rustls_pki_types::ServerName<'static>,
+        http2: bool,
+    },
+    /// HTTP/3 over QUIC.
+    H3(Arc<h3::Setup>),
+}
+
+impl Wire {
+    /// The report's name for it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Wire::H1 => "h1",
+            Wire::H2c => "h2c",
+            Wire::Tls { http2: false, .. } => "h1-tls",
+            Wire::Tls { http2: true, .. } => "h2-tls",
+            Wire::H3(_) => "h3",
+        }
+    }
+
+    /// Whether requests carry an absolute URI (`:scheme`, `:authority`) instead of `Host`.
+    pub fn absolute_uri(&self) -> bool {
+        !matches!(self, Wire::H1 | Wire::Tls { http2: false, .. })
+    }
 }
 
 /// A hyper connection: its request half and its driver. The driver is polled by the worker
@@ -75,12 +114,25 @@ pub struct Answer {
     pub start_delay_us: Option<u64>,
 }
 
-/// Opens a connection (TCP_NODELAY; with `http2`, then the h2c handshake).
-pub async fn connect(addr: SocketAddr, http2: bool) -> std::io::Result<Conn> {
-    if http2 {
-        Ok(Conn::Hyper(connect_hyper(addr, true).await?))
-    } else {
-        Ok(Conn::H1(h1::connect(addr).await?))
+/// Opens a connection (TCP_NODELAY; then the h2c or TLS handshake), or for HTTP/3 takes a
+/// handle on the thread's QUIC connection.
+pub async fn connect(addr: SocketAddr, wire: &Wire) -> std::io::Result<Conn> {
+    match wire {
+        Wire::H1 => Ok(Conn::H1(h1::connect(addr).await?)),
+        Wire::H2c => Ok(Conn::Hyper(connect_hyper(addr, true).await?)),
+        Wire::Tls {
+            config,
+            name,
+            http2,
+        } => {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name.clone(), stream)
+                .await?;
+            Ok(Conn::Hyper(handshake(TokioIo::new(tls), *http2).await?))
+        }
+        Wire::H3(setup) => Ok(Conn::H3(h3::connect(setup, addr).await?)),
     }
 }
 
@@ -90,6 +142,7 @@ impl Conn {
         match self {
             Conn::H1(c) => c.is_closed(),
             Conn::Hyper(c) => c.is_closed(),
+            Conn::H3(c) => c.is_closed(),
         }
     }
 
@@ -104,6 +157,7 @@ impl Conn {
         match self {
             Conn::H1(c) => c.send(&source.h1_request(idx), timeout).await,
             Conn::Hyper(c) => c.send(source.request(idx), timeout).await,
+            Conn::H3(c) => c.send(source.request(idx), timeout).await,
         }
     }
 }
@@ -112,7 +166,14 @@ impl Conn {
 pub async fn connect_hyper(addr: SocketAddr, http2: bool) -> std::io::Result<HyperConn> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let io = TokioIo::new(stream);
+    handshake(TokioIo::new(stream), http2).await
+}
+
+/// The HTTP/1.1 or h2 handshake on an open byte stream.
+async fn handshake<I>(io: I, http2: bool) -> std::io::Result<HyperConn>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let (send, fut): (Sender, Pin<Box<dyn Future<Output = ()>>>) = if http2 {
         let (send, conn) = http2::handshake(TokioExecutor::new(), io)
             .await
@@ -203,12 +264,21 @@ impl HyperConn {
 
 async fn drain(resp: Response<Incoming>) -> hyper::Result<Answer> {
     let (parts, mut body) = resp.into_parts();
+    let answer = answer_of(parts.status, &parts.headers);
+    while let Some(frame) = body.frame().await {
+        frame?;
+    }
+    Ok(answer)
+}
+
+/// What a response's status and headers say.
+pub(super) fn answer_of(status: http::StatusCode, headers: &http::HeaderMap) -> Answer {
     let mut answer = Answer {
-        status: parts.status.as_u16(),
+        status: status.as_u16(),
         ..Answer::default()
     };
     // One pass over the headers (cheaper than three hashed lookups).
-    for (name, value) in &parts.headers {
+    for (name, value) in headers {
         match name.as_str() {
             "x-hearth-cold-start" => {
                 answer.cold_start = value.as_bytes().eq_ignore_ascii_case(b"true")
@@ -220,8 +290,5 @@ async fn drain(resp: Response<Incoming>) -> hyper::Result<Answer> {
             _ => {}
         }
     }
-    while let Some(frame) = body.frame().await {
-        frame?;
-    }
-    Ok(answer)
+    answer
 }

@@ -2,7 +2,7 @@
 //! workers (one connection each) with one [`Stats`] merged at the end. The open loop feeds
 //! each thread's queue (a [`Lane`]) from a scheduler thread; the closed loop needs no queue.
 
-use super::client::{Conn, Failure, connect};
+use super::client::{Conn, Failure, Wire, connect};
 use super::stats::{ErrorKind, Stats};
 use super::target::Source;
 use super::{closed_loop, open_loop};
@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 pub struct Plan {
     pub source: Arc<dyn Source>,
     pub addr: SocketAddr,
-    pub http2: bool,
+    pub wire: Wire,
     /// Per request (connect, and send to end of body, each).
     pub timeout: Duration,
     /// Connections: each carries one request at a time.
@@ -57,7 +57,7 @@ pub struct Outcome {
 pub(super) struct Ctx {
     pub source: Arc<dyn Source>,
     pub addr: SocketAddr,
-    pub http2: bool,
+    pub wire: Wire,
     pub timeout: Duration,
 }
 
@@ -147,7 +147,7 @@ pub(super) async fn run_one(
     }
     let c = match conn {
         Some(c) => c,
-        None => match tokio::time::timeout(ctx.timeout, connect(ctx.addr, ctx.http2)).await {
+        None => match tokio::time::timeout(ctx.timeout, connect(ctx.addr, &ctx.wire)).await {
             Ok(Ok(c)) => conn.insert(c),
             _ => {
                 record_error(job, ErrorKind::Connect, stats, lane);
@@ -189,7 +189,7 @@ pub fn execute(plan: Plan) -> anyhow::Result<Outcome> {
     let ctx = Arc::new(Ctx {
         source: plan.source,
         addr: plan.addr,
-        http2: plan.http2,
+        wire: plan.wire,
         timeout: plan.timeout,
     });
     let lanes: Vec<Arc<Lane>> = (0..threads).map(|_| Arc::default()).collect();
@@ -308,7 +308,7 @@ fn worker_thread(
             .map(|_| {
                 let ctx = ctx.clone();
                 tokio::task::spawn_local(async move {
-                    tokio::time::timeout(ctx.timeout, connect(ctx.addr, ctx.http2))
+                    tokio::time::timeout(ctx.timeout, connect(ctx.addr, &ctx.wire))
                         .await
                         .ok()
                         .and_then(Result::ok)
@@ -348,6 +348,8 @@ fn worker_thread(
             let _ = t.await;
         }
     });
+    // This thread's HTTP/3 connection (if any) closes with its runtime.
+    super::h3::reset();
     let mut stats = stats.take();
     let now = Instant::now();
     let unsent = lane.lock().drain(..).filter(|j| j.measured).count();

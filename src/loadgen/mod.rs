@@ -6,8 +6,9 @@
 //! - **Trace replay** ([`replay`]): the Azure Functions trace ([`trace`]) against hearth,
 //!   with cold-start rate, warm memory-time and start delay.
 //!
-//! The hot path ([`engine`], [`client`], [`h1`]): one current-thread runtime per core, one
-//! connection per worker (the lean HTTP/1.1 client, or hyper for h2c), one histogram per
+//! The hot path ([`engine`], [`client`], [`h1`], [`h3`]): one current-thread runtime per core,
+//! one connection per worker (the lean HTTP/1.1 client, hyper for h2c and for h1/h2 over TLS)
+//! or with `--http3` one QUIC connection per thread shared by its workers, one histogram per
 //! thread merged at the end ([`stats`]).
 
 pub mod arrivals;
@@ -15,17 +16,20 @@ pub mod client;
 mod closed_loop;
 pub mod engine;
 pub mod h1;
+pub mod h3;
 mod open_loop;
 pub mod replay;
 pub mod report;
 pub mod stats;
 pub mod target;
+pub mod tls;
 pub mod trace;
 
 use crate::cli::LoadgenCommand;
 use crate::cli::loadgen::LoadArgs;
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use client::Wire;
 use engine::{Load, Plan};
 use http::Method;
 use std::sync::Arc;
@@ -107,7 +111,8 @@ fn run_load(
     let warmup = secs("warmup", a.warmup, true)?;
     let timeout = secs("timeout", a.timeout, false)?;
     let (target, path) = Target::parse(url)?;
-    let template = Template::new(&target, &path, method, headers, body, a.http2)?;
+    let wire = wire(&target, a)?;
+    let template = Template::new(&target, &path, method, headers, body, wire.absolute_uri())?;
     let (mode, workers, load) = match (a.mode.rate, a.mode.concurrency) {
         (Some(rate), None) => {
             if !rate.is_finite() || rate <= 0.0 || rate > 10_000_000.0 {
@@ -139,7 +144,7 @@ fn run_load(
     let plan = Plan {
         source: Arc::new(template),
         addr: target.addr,
-        http2: a.http2,
+        wire: wire.clone(),
         timeout,
         workers,
         load,
@@ -152,12 +157,38 @@ fn run_load(
     r.insert("concurrency".into(), a.mode.concurrency.into());
     r.insert("connections".into(), workers.into());
     r.insert("http2".into(), a.http2.into());
+    r.insert("http3".into(), a.http3.into());
+    r.insert("protocol".into(), wire.label().into());
     r.insert("warmup_s".into(), a.warmup.into());
     finish(
         serde_json::Value::Object(r),
         a.json.as_deref(),
         out.stats.ok,
     )
+}
+
+/// The protocol from the URL's scheme and the flags.
+fn wire(target: &Target, a: &LoadArgs) -> anyhow::Result<Wire> {
+    if !target.tls {
+        if a.http3 {
+            bail!("--http3 needs an https:// URL");
+        }
+        if a.ca_cert.is_some() || a.insecure {
+            bail!("--ca-cert and --insecure are for https:// URLs");
+        }
+        return Ok(if a.http2 { Wire::H2c } else { Wire::H1 });
+    }
+    let trust = tls::Trust::from_flags(a.ca_cert.as_deref(), a.insecure)?;
+    if a.http3 {
+        let config = tls::client_config(&trust, b"h3")?;
+        return Ok(Wire::H3(Arc::new(h3::Setup::new(config, &target.host)?)));
+    }
+    let alpn: &[u8] = if a.http2 { b"h2" } else { b"http/1.1" };
+    Ok(Wire::Tls {
+        config: tls::client_config(&trust, alpn)?,
+        name: tls::server_name(&target.host)?,
+        http2: a.http2,
+    })
 }
 
 /// Prints the report, writes the JSON file; exit code 2 if nothing succeeded.

@@ -182,6 +182,12 @@ pub fn run(a: TraceArgs) -> anyhow::Result<i32> {
         .unwrap_or(None);
 
     let (target, base_path) = Target::parse(&a.endpoint)?;
+    if target.tls {
+        anyhow::bail!(
+            "--endpoint {}: trace replay speaks plain http://",
+            a.endpoint
+        );
+    }
     let base_path = base_path.trim_end_matches('/');
     let headers = [("content-type".to_string(), "application/json".to_string())];
     let templates = functions
@@ -208,7 +214,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<i32> {
             invocations,
         }),
         addr: target.addr,
-        http2: false,
+        wire: super::client::Wire::H1,
         timeout: Duration::from_secs(u64::from(max_timeout) + 60),
         workers: a.concurrency_limit,
         load: Load::Open {

@@ -1,4 +1,4 @@
-//! What to send: a parsed `http://` URL and request templates built once, so the hot path
+//! What to send: a parsed `http://` or `https://` URL and request templates built once, so the hot path
 //! only clones them (the method, URI and body are reference-counted or inline).
 
 use anyhow::{Context, bail};
@@ -25,36 +25,44 @@ pub struct Target {
     pub addr: SocketAddr,
     /// `host[:port]` as written in the URL.
     pub authority: String,
-    /// `http://authority` without a trailing slash.
+    /// The host as written in the URL (the TLS server name).
+    pub host: String,
+    /// `https://`.
+    pub tls: bool,
+    /// `http(s)://authority` without a trailing slash.
     pub base: String,
 }
 
 impl Target {
-    /// Parses an `http://` URL and resolves its host once; returns the target and the
-    /// path and query (at least `/`).
+    /// Parses an `http://` or `https://` URL and resolves its host once; returns the target
+    /// and the path and query (at least `/`).
     pub fn parse(url: &str) -> anyhow::Result<(Target, String)> {
         let uri: Uri = url.parse().with_context(|| format!("URL {url:?}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
+        let (tls, default_port) = match uri.scheme_str() {
+            Some("http") => (false, 80),
+            Some("https") => (true, 443),
             Some(s) => {
-                bail!("URL {url:?}: scheme {s:?} is not supported (only http://, h2c with --http2)")
+                bail!("URL {url:?}: scheme {s:?} is not supported (only http:// and https://)")
             }
-            None => bail!("URL {url:?}: expected http://HOST[:PORT]/PATH"),
-        }
+            None => bail!("URL {url:?}: expected http(s)://HOST[:PORT]/PATH"),
+        };
         let auth = uri
             .authority()
             .with_context(|| format!("URL {url:?}: no host"))?;
-        let port = auth.port_u16().unwrap_or(80);
+        let port = auth.port_u16().unwrap_or(default_port);
         let addr = (auth.host().trim_matches(['[', ']']), port)
             .to_socket_addrs()
             .with_context(|| format!("URL {url:?}: cannot resolve {}", auth.host()))?
             .next()
             .with_context(|| format!("URL {url:?}: {} has no address", auth.host()))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let scheme = if tls { "https" } else { "http" };
         let target = Target {
             addr,
             authority: auth.as_str().to_string(),
-            base: format!("http://{}", auth.as_str()),
+            host: auth.host().to_string(),
+            tls,
+            base: format!("{scheme}://{}", auth.as_str()),
         };
         Ok((target, path))
     }
@@ -74,23 +82,23 @@ pub struct Template {
 }
 
 impl Template {
-    /// `path` is origin-form (`/p?q`). HTTP/1.1 gets it with a `Host` header; HTTP/2 needs
-    /// the absolute URI (`:scheme` and `:authority`).
+    /// `path` is origin-form (`/p?q`). HTTP/1.1 gets it with a `Host` header; HTTP/2 and
+    /// HTTP/3 (`absolute`) need the absolute URI (`:scheme` and `:authority`).
     pub fn new(
         target: &Target,
         path: &str,
         method: Method,
         headers: &[(String, String)],
         body: Bytes,
-        http2: bool,
+        absolute: bool,
     ) -> anyhow::Result<Template> {
-        let uri: Uri = if http2 {
+        let uri: Uri = if absolute {
             format!("{}{path}", target.base).parse()?
         } else {
             path.parse()?
         };
         let mut map = HeaderMap::new();
-        if !http2 {
+        if !absolute {
             map.insert(HOST, HeaderValue::from_str(&target.authority)?);
         }
         for (k, v) in headers {
@@ -184,7 +192,19 @@ mod tests {
         assert_eq!(path, "/a/b?c=1");
         let (t2, p2) = Target::parse("http://localhost").unwrap();
         assert_eq!((t2.addr.port(), p2.as_str()), (80, "/"));
-        assert!(Target::parse("https://x/").is_err());
+        let (t3, p3) = Target::parse("https://localhost:8443/x").unwrap();
+        assert!(t3.tls);
+        assert_eq!(
+            (t3.host.as_str(), t3.addr.port(), p3.as_str()),
+            ("localhost", 8443, "/x")
+        );
+        assert_eq!(
+            Target::parse("https://127.0.0.1/").unwrap().0.addr.port(),
+            443
+        );
+        let h3 = Template::new(&t3, &p3, Method::POST, &[], Bytes::new(), true).unwrap();
+        assert_eq!(h3.request(0).uri(), "https://localhost:8443/x");
+        assert!(Target::parse("ftp://x/").is_err());
         assert!(Target::parse("127.0.0.1:80").is_err());
         let hdr = [parse_header("X-A: b: c").unwrap()];
         assert_eq!(hdr[0], ("X-A".into(), "b: c".into()));

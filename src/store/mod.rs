@@ -59,7 +59,7 @@ pub enum Op {
         version: String,
         record: Option<StoredVersion>,
     },
-    /// Deletes a whole function: versions, routes.
+    /// Deletes a whole function: versions, routes, the timer triggers that target it.
     DeleteFunction { name: String },
     /// Deletes one published version and its route.
     DeleteVersion { name: String, version: String },

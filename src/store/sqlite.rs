@@ -235,6 +235,7 @@ pub(super) fn delete_in(
     let n = match version {
         None => {
             resources::delete_function(tx, tenant, name)?;
+            super::triggers::delete_for_function(tx, tenant, name)?;
             tx.execute(
                 "DELETE FROM versions WHERE tenant = ?1 AND name = ?2",
                 params![tenant, name],

@@ -77,6 +77,27 @@ pub fn put(
     Ok(())
 }
 
+/// Deletes every trigger that targets function `function` (any qualifier) and their tick
+/// records: part of deleting the function, in its transaction.
+pub fn delete_for_function(
+    tx: &Transaction,
+    tenant: &str,
+    function: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM trigger_ticks WHERE tenant = ?1 AND trigger IN \
+         (SELECT name FROM triggers WHERE tenant = ?1 AND json_extract(json, '$.FunctionName') = ?2)",
+        params![tenant, function],
+    )
+    .map_err(db)?;
+    tx.execute(
+        "DELETE FROM triggers WHERE tenant = ?1 AND json_extract(json, '$.FunctionName') = ?2",
+        params![tenant, function],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Records a tick of trigger `name` (creation `id`): `Conflict` if that (trigger, time) or a
 /// later tick was recorded already, `NotFound` if the trigger is gone or was re-created since.
 pub fn tick(
