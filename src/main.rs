@@ -1,7 +1,9 @@
 //! The `hearth` binary: parse the command line, load and validate config, run a subcommand.
 
 use clap::Parser;
-use hearth::cli::{AgentArgs, Cli, Command, ControlArgs, RouterArgs, RuntimesCommand, ServeArgs};
+use hearth::cli::{
+    AgentArgs, Cli, Command, ControlArgs, ProcessArgs, RouterArgs, RuntimesCommand, ServeArgs,
+};
 use hearth::config::Config;
 use std::process::ExitCode;
 
@@ -70,16 +72,14 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 /// The config of a long-running component: defaults, the file, `HEARTH_*`, then the flags every
 /// component has (data dir, admin address) and its own (`apply`); validated, logging started.
 fn component_config(
-    file: Option<&std::path::Path>,
-    data_dir: Option<std::path::PathBuf>,
-    admin_listen: Option<std::net::SocketAddr>,
+    process: &ProcessArgs,
     apply: impl FnOnce(&mut Config),
 ) -> anyhow::Result<Config> {
-    let mut cfg = load_config(file)?;
-    if let Some(d) = data_dir {
-        cfg.data_dir = d;
+    let mut cfg = load_config(process.config.as_deref())?;
+    if let Some(d) = &process.data_dir {
+        cfg.data_dir = d.clone();
     }
-    if let Some(l) = admin_listen {
+    if let Some(l) = process.admin_listen {
         cfg.admin_listen = l;
     }
     apply(&mut cfg);
@@ -97,93 +97,73 @@ fn block_on(
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<i32> {
-    let cfg = component_config(
-        args.config.as_deref(),
-        args.data_dir,
-        args.admin_listen,
-        |cfg| {
-            if let Some(l) = args.listen {
-                cfg.listen = l;
-            }
-            args.tls.apply(cfg);
-            if !args.agents.is_empty() {
-                cfg.agents = args.agents;
-            }
-        },
-    )?;
+    let cfg = component_config(&args.process, |cfg| {
+        if let Some(l) = args.listen {
+            cfg.listen = l;
+        }
+        args.tls.apply(cfg);
+        if !args.agents.is_empty() {
+            cfg.agents = args.agents;
+        }
+    })?;
     block_on(hearth::serve::serve(
         cfg,
-        args.ready_file,
+        args.process.ready_file,
         shutdown_signal(),
     ))
 }
 
 fn agent(args: AgentArgs) -> anyhow::Result<i32> {
-    let cfg = component_config(
-        args.config.as_deref(),
-        args.data_dir,
-        args.admin_listen,
-        |cfg| {
-            if let Some(l) = args.listen {
-                cfg.agent.listen = l;
-            }
-            if let Some(u) = args.code_url {
-                cfg.agent.code_url = u;
-            }
-        },
-    )?;
+    let cfg = component_config(&args.process, |cfg| {
+        if let Some(l) = args.listen {
+            cfg.agent.listen = l;
+        }
+        if let Some(u) = args.code_url {
+            cfg.agent.code_url = u;
+        }
+    })?;
     block_on(hearth::agent::server::run(
         cfg,
-        args.ready_file,
+        args.process.ready_file,
         shutdown_signal(),
     ))
 }
 
 fn control(args: ControlArgs) -> anyhow::Result<i32> {
-    let cfg = component_config(
-        args.config.as_deref(),
-        args.data_dir,
-        args.admin_listen,
-        |cfg| {
-            if let Some(l) = args.listen {
-                cfg.control.listen = l;
-            }
-            if !args.agents.is_empty() {
-                cfg.agents = args.agents;
-            }
-            if let Some(u) = args.router_url {
-                cfg.control.router_url = u;
-            }
-        },
-    )?;
+    let cfg = component_config(&args.process, |cfg| {
+        if let Some(l) = args.listen {
+            cfg.control.listen = l;
+        }
+        if !args.agents.is_empty() {
+            cfg.agents = args.agents;
+        }
+        if let Some(u) = args.router_url {
+            cfg.control.router_url = u;
+        }
+    })?;
     block_on(hearth::control::server::run(
         cfg,
-        args.ready_file,
+        args.process.ready_file,
         shutdown_signal(),
     ))
 }
 
 fn router(args: RouterArgs) -> anyhow::Result<i32> {
-    let cfg = component_config(
-        args.config.as_deref(),
-        args.data_dir,
-        args.admin_listen,
-        |cfg| {
-            if let Some(l) = args.listen {
-                cfg.listen = l;
-            }
-            if !args.agents.is_empty() {
-                cfg.agents = args.agents;
-            }
-            if let Some(u) = args.control_url {
-                cfg.router.control_url = u;
-            }
-            args.tls.apply(cfg);
-        },
-    )?;
+    let cfg = component_config(&args.process, |cfg| {
+        if let Some(l) = args.listen {
+            cfg.listen = l;
+        }
+        if !args.agents.is_empty() {
+            cfg.agents = args.agents;
+        }
+        if let Some(u) = args.control_url {
+            cfg.router.control_url = u;
+        }
+        args.tls.apply(cfg);
+    })?;
     block_on(hearth::router::server::run(
         cfg,
-        args.ready_file,
+        args.process.ready_file,
         shutdown_signal(),
     ))
 }

@@ -7,7 +7,6 @@
 mod common;
 
 use common::{Hearth, example, repo};
-use nix::fcntl::{Flock, FlockArg};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,68 +16,9 @@ const BOTO3: &str = "boto3==1.44.5";
 /// Longest the script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn tmpdir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The venv's python, creating the venv (with boto3) when it is missing or incomplete.
+/// The venv's python, with boto3 (made once, shared).
 fn ensure_venv() -> PathBuf {
-    let venv = tmpdir().join("venv");
-    let python = venv.join("bin/python");
-    // The marker holds the requirement, so changing BOTO3 rebuilds the venv.
-    let marker = venv.join(".hearth-ready");
-    let ready = || std::fs::read_to_string(&marker).is_ok_and(|s| s == BOTO3);
-    if ready() {
-        return python;
-    }
-    std::fs::create_dir_all(tmpdir()).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(tmpdir().join("venv.lock"))
-        .unwrap();
-    let _lock = Flock::lock(lock, FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .expect("lock venv.lock");
-    if ready() {
-        return python;
-    }
-    if venv.exists() {
-        std::fs::remove_dir_all(&venv).unwrap();
-    }
-    let started = Instant::now();
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
-        BOTO3,
-    ]));
-    std::fs::write(&marker, BOTO3).unwrap();
-    eprintln!(
-        "created {} with {BOTO3} in {:.1?}",
-        venv.display(),
-        started.elapsed()
-    );
-    python
+    common::python_venv("venv", BOTO3)
 }
 
 /// Runs the script to completion (or SCRIPT_TIMEOUT); returns (success, stdout, stderr).

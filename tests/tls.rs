@@ -9,10 +9,9 @@ use bytes::Bytes;
 use common::{Hearth, Resp, b64, example, repo, unb64};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use nix::fcntl::{Flock, FlockArg};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -287,61 +286,9 @@ impl TlsConn {
 
 // ---------- the HTTP/3 client (aioquic) ----------
 
-fn tmpdir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The venv's python with aioquic, made when missing (under a lock, like tests/boto3.rs).
+/// The venv's python with aioquic (made once, shared).
 fn h3_python() -> PathBuf {
-    let venv = tmpdir().join("h3venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join(".hearth-ready");
-    let ready = || std::fs::read_to_string(&marker).is_ok_and(|s| s == AIOQUIC);
-    if ready() {
-        return python;
-    }
-    std::fs::create_dir_all(tmpdir()).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(tmpdir().join("h3venv.lock"))
-        .unwrap();
-    let _lock = Flock::lock(lock, FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .expect("lock h3venv.lock");
-    if ready() {
-        return python;
-    }
-    if venv.exists() {
-        std::fs::remove_dir_all(&venv).unwrap();
-    }
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-input",
-        AIOQUIC,
-    ]));
-    std::fs::write(&marker, AIOQUIC).unwrap();
-    python
+    common::python_venv("h3venv", AIOQUIC)
 }
 
 /// Sends `reqs` one after another on one HTTP/3 connection; `Err` per failed request.

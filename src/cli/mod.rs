@@ -141,22 +141,31 @@ pub struct Endpoint {
     pub endpoint: String,
 }
 
+/// The flags every long-running component (`serve`, `agent`, `control`, `router`) has.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub struct ProcessArgs {
     /// TOML config file (none is read unless given).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Data directory (config `data_dir`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Admin address (ADDR:PORT; /healthz, /readyz, /metrics).
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Written once serving: JSON with the bound addresses (`listen`, `admin_listen`, and
+    /// `tls_listen` when TLS is on) and `pid`, so port 0 works.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Public API address (ADDR:PORT; port 0 picks one).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
-    /// Admin address (ADDR:PORT).
-    #[arg(long)]
-    pub admin_listen: Option<std::net::SocketAddr>,
-    /// Written once serving: JSON with every bound address.
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
     #[command(flatten)]
     pub tls: TlsArgs,
     /// A remote node agent (`http://HOST:PORT`, repeatable): place invokes on these instead
@@ -182,72 +191,45 @@ pub enum LimitsCommand {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// TOML config file (none is read unless given).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Router-to-agent address (ADDR:PORT; port 0 picks one; config `agent.listen`).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
-    /// Admin address (ADDR:PORT).
-    #[arg(long)]
-    pub admin_listen: Option<std::net::SocketAddr>,
     /// Where code packages come from: `GET {URL}/hearth/v1/code/{sha}.zip` (a router's
     /// public port; config `agent.code_url`).
     #[arg(long)]
     pub code_url: Option<String>,
-    /// Written once serving: JSON with `listen` (the agent port), `admin_listen`, `pid`.
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ControlArgs {
-    /// TOML config file (none is read unless given).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Control listener (ADDR:PORT; port 0 picks one; config `control.listen`).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
-    /// Admin address (ADDR:PORT).
-    #[arg(long)]
-    pub admin_listen: Option<std::net::SocketAddr>,
     /// A node agent (`http://HOST:PORT`, repeatable) the workflow steps reach (config `agents`).
     #[arg(long = "agent", value_name = "URL")]
     pub agents: Vec<String>,
     /// A router's public URL the delivery workers invoke through (config `control.router_url`).
     #[arg(long = "router", value_name = "URL")]
     pub router_url: Option<String>,
-    /// Written once serving: JSON with `listen` (the control port), `admin_listen`, `pid`.
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct RouterArgs {
-    /// TOML config file (none is read unless given).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Public API address (ADDR:PORT; port 0 picks one).
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
-    /// Admin address (ADDR:PORT).
-    #[arg(long)]
-    pub admin_listen: Option<std::net::SocketAddr>,
     /// The control service (`http://HOST:PORT`; config `router.control_url`).
     #[arg(long = "control", value_name = "URL")]
     pub control_url: Option<String>,
     /// A node agent (`http://HOST:PORT`, repeatable) to place invokes on (config `agents`).
     #[arg(long = "agent", value_name = "URL")]
     pub agents: Vec<String>,
-    /// Written once serving: JSON with `listen`, `admin_listen`, `pid` (and `tls_listen`).
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
     #[command(flatten)]
     pub tls: TlsArgs,
 }

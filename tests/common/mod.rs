@@ -671,3 +671,67 @@ done
 "#
     )
 }
+
+/// The python of a venv under the test target's tmp dir with `requirement` installed (pinned,
+/// e.g. `boto3==1.44.5`), made once and shared by test binaries under a file lock; a changed
+/// requirement rebuilds it.
+pub fn python_venv(name: &str, requirement: &str) -> PathBuf {
+    use nix::fcntl::{Flock, FlockArg};
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let venv = tmp.join(name);
+    let python = venv.join("bin/python");
+    let marker = venv.join(".hearth-ready");
+    let ready = || std::fs::read_to_string(&marker).is_ok_and(|s| s == requirement);
+    if ready() {
+        return python;
+    }
+    std::fs::create_dir_all(&tmp).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(tmp.join(format!("{name}.lock")))
+        .unwrap();
+    let _lock = Flock::lock(lock, FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("lock the venv");
+    if ready() {
+        return python;
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).unwrap();
+    }
+    let started = Instant::now();
+    run_ok(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    run_ok(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        requirement,
+    ]));
+    std::fs::write(&marker, requirement).unwrap();
+    eprintln!(
+        "created {} with {requirement} in {:.1?}",
+        venv.display(),
+        started.elapsed()
+    );
+    python
+}
+
+/// Runs a command to completion and panics with its output unless it succeeded.
+pub fn run_ok(cmd: &mut Command) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
