@@ -76,6 +76,11 @@ pub trait ControlClient: Send + Sync {
         after: u64,
         wait: Duration,
     ) -> Result<ChangeBatch, ApiError>;
+    /// The newest change-feed revision when it is known without a request (in process: the
+    /// control service's own counter); `None` over HTTP.
+    fn known_rev(&self) -> Option<u64> {
+        None
+    }
     /// A router that stops no longer holds route publications back.
     async fn forget(&self, router: &str);
     /// A public path control owns.
@@ -179,6 +184,10 @@ impl ControlClient for InProcess {
         self.control.route_acks().ack(router, after);
         self.wait_after(after, wait).await;
         Ok(self.batch_after(after))
+    }
+
+    fn known_rev(&self) -> Option<u64> {
+        Some(*self.control.changes().borrow())
     }
 
     async fn forget(&self, router: &str) {

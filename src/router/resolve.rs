@@ -197,6 +197,23 @@ impl Resolver {
         self.metrics.router.metadata_reads.inc();
     }
 
+    /// In process the control service's revision is known for free: a management call that
+    /// answered before this lookup (UpdateAlias, PutFunctionConcurrency, …, which do not wait for
+    /// route acknowledgements) is applied here first, so the very next invoke sees it. Over
+    /// HTTP the follower's long poll does this.
+    async fn catch_up(&self) {
+        let Some(rev) = self.control.known_rev() else {
+            return;
+        };
+        let after = *lock(&self.applied);
+        if rev <= after {
+            return;
+        }
+        if let Ok(batch) = self.control.changes(&self.id, after, Duration::ZERO).await {
+            self.apply(batch);
+        }
+    }
+
     fn meta(&self, name: &str) -> Arc<FunctionMeta> {
         self.functions
             .get_with_by_ref(name, || Arc::new(FunctionMeta::default()))
@@ -207,6 +224,7 @@ impl Resolver {
         name: &str,
         qualifier: Option<&str>,
     ) -> Result<Arc<VersionDescriptor>, ApiError> {
+        self.catch_up().await;
         let q = qualifier.unwrap_or("$LATEST");
         let meta = self.meta(name);
         if let Some(t) = lock(&meta.targets).get(q) {
@@ -230,6 +248,7 @@ impl Resolver {
 
     /// The function's limits (reserved concurrency, rate override), cached.
     pub async fn limits(&self, name: &str) -> Result<FunctionLimits, ApiError> {
+        self.catch_up().await;
         let meta = self.meta(name);
         if let Some(l) = *lock(&meta.limits) {
             self.hit(true);
@@ -245,6 +264,7 @@ impl Resolver {
 
     /// The tenant's sum of reserved concurrency, cached.
     pub async fn reserved_total(&self) -> Result<u64, ApiError> {
+        self.catch_up().await;
         let generation = {
             let t = lock(&self.reserved_total);
             if let Some(n) = t.1 {
