@@ -30,17 +30,9 @@ pub async fn serve(
     ready_file: Option<PathBuf>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let data = &cfg.data_dir;
-    std::fs::create_dir_all(data)
-        .with_context(|| format!("creating data dir {}", data.display()))?;
     let metrics = Arc::new(Metrics::new());
-    let meta = data.join("meta.sqlite");
-    let store = Arc::new(SqliteStore::open(&meta)?);
-    let code = LocalCodeStore::new(data.join("code"))?;
-    code.remove_leftovers()?;
-    let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&data.join("queue.sqlite"))?);
-    let relay = Relay::open(&meta, queue.clone(), Duration::from_millis(500))?;
-    let control = Arc::new(Control::new(&cfg, store, code.clone(), relay.clone())?);
+    let embedded = Embedded::open(&cfg)?;
+    let (control, code) = (embedded.control.clone(), embedded.code.clone());
     // The in-process agent, or placement across remote agents (`agents`).
     let (agent_client, local_agent, placement): (Arc<dyn AgentClient>, _, _) =
         if cfg.agents.is_empty() {
@@ -51,17 +43,8 @@ pub async fn serve(
             (p.clone(), None, Some(p))
         };
     let agent_for_restore = agent_client.clone();
-    let steps = Steps {
-        agent: agent_client.clone(),
-        runtimes_dir: cfg.runtimes.dir.clone(),
-        python: cfg.runtimes.python.clone(),
-        ack_timeout: Duration::from_secs(10),
-    };
-    let engine = Engine::new(control.clone(), queue.clone(), steps, Faults::from_env());
-    let events = Acceptor {
-        queue: queue.clone(),
-        metrics: EventsMetrics::register(&metrics),
-    };
+    let engine = embedded.engine(&cfg, agent_client.clone());
+    let events = embedded.acceptor(&metrics);
     let rev = *control.changes().borrow();
     control.route_acks().ack("router", rev);
     let router = Router::new(
@@ -73,19 +56,12 @@ pub async fn serve(
         "router".into(),
     );
     let workers = Workers::new(
-        queue,
+        embedded.queue.clone(),
         control.clone(),
         router.clone(),
         events.metrics,
         &cfg.events,
     );
-    let scheduler = Arc::new(Scheduler::new(
-        control.store().clone(),
-        clock_from_env(),
-        control.account(),
-        control.region(),
-        Some(relay.clone()),
-    ));
 
     let public =
         http::bind_public(cfg.listen).with_context(|| format!("binding {}", cfg.listen))?;
@@ -127,28 +103,10 @@ pub async fn serve(
         .clone()
         .map(|a| tokio::spawn(a.run_reaper(stopped())));
     let poller = placement.map(|p| tokio::spawn(p.run_poller(engine_rx.clone())));
-    let engine_task = tokio::spawn(engine.clone().run(engine_rx.clone()));
-    let scheduler_task = tokio::spawn(scheduler.run(engine_rx.clone()));
     let workers_task = tokio::spawn(workers.run(engine_rx.clone()));
-    let relay_task = tokio::spawn(relay.run(async move {
-        let mut rx = engine_rx;
-        let _ = rx.wait_for(|s| *s).await;
-    }));
+    let background = embedded.spawn(&engine, &engine_rx);
     prepare_runtimes(&cfg).await?;
-    preload(
-        &control,
-        agent_for_restore.as_ref(),
-        cfg.agent.preload_max_bytes,
-    )
-    .await;
-    match control
-        .restore_provisioned(agent_for_restore.as_ref())
-        .await
-    {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(instances = n, "provisioned concurrency restored"),
-        Err(e) => tracing::error!(error = %e, "restoring provisioned concurrency"),
-    }
+    prepare_agents(&control, agent_for_restore.as_ref(), &cfg).await;
     ready.store(true, Ordering::SeqCst);
     if let Some(path) = ready_file {
         write_ready_file(&path, public_addr, admin_addr, tls_addr)?;
@@ -169,8 +127,8 @@ pub async fn serve(
     if tokio::time::timeout(grace, workers_task).await.is_err() {
         workers_abort.abort();
     }
-    let _ = tokio::join!(engine_task, relay_task, follower, scheduler_task);
-    for task in [reaper, poller].into_iter().flatten() {
+    let _ = follower.await;
+    for task in background.into_iter().chain(reaper).chain(poller) {
         let _ = task.await;
     }
     if let Some(agent) = local_agent {
@@ -317,6 +275,97 @@ pub(crate) fn remote_placement(cfg: &Config) -> crate::router::place::Placement 
     crate::router::place::Placement::new(agents, &cfg.placement)
 }
 
+/// The control service's state on the data directory, as `serve` and `hearth control` both
+/// embed it: SQLite metadata, the local code store, the durable queue and the outbox relay
+/// that feeds it.
+pub(crate) struct Embedded {
+    pub control: Arc<Control>,
+    pub code: LocalCodeStore,
+    pub queue: Arc<dyn Queue>,
+    relay: Relay,
+}
+
+impl Embedded {
+    pub(crate) fn open(cfg: &Config) -> anyhow::Result<Embedded> {
+        let data = &cfg.data_dir;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("creating data dir {}", data.display()))?;
+        let meta = data.join("meta.sqlite");
+        let store = Arc::new(SqliteStore::open(&meta)?);
+        let code = LocalCodeStore::new(data.join("code"))?;
+        code.remove_leftovers()?;
+        let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&data.join("queue.sqlite"))?);
+        let relay = Relay::open(&meta, queue.clone(), Duration::from_millis(500))?;
+        let control = Arc::new(Control::new(cfg, store, code.clone(), relay.clone())?);
+        Ok(Embedded {
+            control,
+            code,
+            queue,
+            relay,
+        })
+    }
+
+    /// The workflow engine, its steps reaching the agents through `agent`.
+    pub(crate) fn engine(&self, cfg: &Config, agent: Arc<dyn AgentClient>) -> Arc<Engine> {
+        let steps = Steps {
+            agent,
+            runtimes_dir: cfg.runtimes.dir.clone(),
+            python: cfg.runtimes.python.clone(),
+            ack_timeout: Duration::from_secs(10),
+        };
+        Engine::new(
+            self.control.clone(),
+            self.queue.clone(),
+            steps,
+            Faults::from_env(),
+        )
+    }
+
+    /// Accepts asynchronous invocations onto the queue.
+    pub(crate) fn acceptor(&self, metrics: &Metrics) -> Acceptor {
+        Acceptor {
+            queue: self.queue.clone(),
+            metrics: EventsMetrics::register(metrics),
+        }
+    }
+
+    /// Starts the background parts, which stop once `stop` turns true: the workflow engine,
+    /// the trigger scheduler and the outbox relay.
+    pub(crate) fn spawn(
+        self,
+        engine: &Arc<Engine>,
+        stop: &watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let c = &self.control;
+        let scheduler = Arc::new(Scheduler::new(
+            c.store().clone(),
+            clock_from_env(),
+            c.account(),
+            c.region(),
+            Some(self.relay.clone()),
+        ));
+        let mut relay_stop = stop.clone();
+        vec![
+            tokio::spawn(engine.clone().run(stop.clone())),
+            tokio::spawn(scheduler.run(stop.clone())),
+            tokio::spawn(self.relay.run(async move {
+                let _ = relay_stop.wait_for(|s| *s).await;
+            })),
+        ]
+    }
+}
+
+/// Before serving: the tenant's small packages into the node caches, and the provisioned
+/// concurrency restored on the agents.
+pub(crate) async fn prepare_agents(control: &Control, agent: &dyn AgentClient, cfg: &Config) {
+    preload(control, agent, cfg.agent.preload_max_bytes).await;
+    match control.restore_provisioned(agent).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(instances = n, "provisioned concurrency restored"),
+        Err(e) => tracing::error!(error = %e, "restoring provisioned concurrency"),
+    }
+}
+
 /// Waits for the listeners' tasks to finish their in-flight requests, at most `grace`.
 pub(crate) async fn drain(grace: Duration, tasks: Vec<tokio::task::JoinHandle<()>>) {
     let all = async {
@@ -331,7 +380,7 @@ pub(crate) async fn drain(grace: Duration, tasks: Vec<tokio::task::JoinHandle<()
 
 /// Puts the tenant's small packages into the node cache before serving, so scale-outs never
 /// wait for a download.
-pub(crate) async fn preload(control: &Control, agent: &dyn AgentClient, max_bytes: u64) {
+async fn preload(control: &Control, agent: &dyn AgentClient, max_bytes: u64) {
     let shas = match control.small_packages(max_bytes) {
         Ok(s) => s,
         Err(e) => return tracing::warn!(error = %e, "listing packages to preload"),

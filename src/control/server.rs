@@ -11,25 +11,18 @@
 //! [`Placement`]: crate::router::place::Placement
 //! [`HttpDispatch`]: crate::events::http_dispatch::HttpDispatch
 
+use super::ControlClient;
 use super::client::{self, InProcess, PublicRequest};
 use super::internal::{self, ChangesBody, Internal};
-use super::steps::Steps;
-use super::workflow::{Engine, Faults};
-use super::{Control, ControlClient};
 use crate::admin::Admin;
 use crate::agent::AgentClient;
 use crate::api::ApiError;
-use crate::codestore::LocalCodeStore;
 use crate::config::Config;
+use crate::events::Workers;
 use crate::events::http_dispatch::HttpDispatch;
-use crate::events::{Acceptor, EventsMetrics, Workers};
 use crate::metrics::Metrics;
-use crate::queue::Queue;
-use crate::queue::outbox::Relay;
-use crate::queue::sqlite::SqliteQueue;
 use crate::router::http;
-use crate::store::sqlite::SqliteStore;
-use crate::triggers::scheduler::{Scheduler, clock_from_env};
+use crate::serve::Embedded;
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -53,30 +46,13 @@ pub async fn run(
         !cfg.agents.is_empty(),
         "hearth control needs at least one --agent URL (workflow steps run on agents)"
     );
-    let data = &cfg.data_dir;
-    std::fs::create_dir_all(data)
-        .with_context(|| format!("creating data dir {}", data.display()))?;
     let metrics = Arc::new(Metrics::new());
-    let meta = data.join("meta.sqlite");
-    let store = Arc::new(SqliteStore::open(&meta)?);
-    let code = LocalCodeStore::new(data.join("code"))?;
-    code.remove_leftovers()?;
-    let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::open(&data.join("queue.sqlite"))?);
-    let relay = Relay::open(&meta, queue.clone(), Duration::from_millis(500))?;
-    let control = Arc::new(Control::new(&cfg, store, code, relay.clone())?);
+    let embedded = Embedded::open(&cfg)?;
+    let control = embedded.control.clone();
     let placement = Arc::new(crate::serve::remote_placement(&cfg));
     let agent: Arc<dyn AgentClient> = placement.clone();
-    let steps = Steps {
-        agent: agent.clone(),
-        runtimes_dir: cfg.runtimes.dir.clone(),
-        python: cfg.runtimes.python.clone(),
-        ack_timeout: Duration::from_secs(10),
-    };
-    let engine = Engine::new(control.clone(), queue.clone(), steps, Faults::from_env());
-    let events = Acceptor {
-        queue: queue.clone(),
-        metrics: EventsMetrics::register(&metrics),
-    };
+    let engine = embedded.engine(&cfg, agent.clone());
+    let events = embedded.acceptor(&metrics);
     let inproc = InProcess::new(control.clone(), events.clone());
     let workers = match cfg.control.router_url.as_str() {
         "" => {
@@ -84,20 +60,13 @@ pub async fn run(
             None
         }
         url => Some(Workers::new(
-            queue,
+            embedded.queue.clone(),
             control.clone(),
             Arc::new(HttpDispatch::new(url, cfg.limits.max_payload_bytes)),
             events.metrics.clone(),
             &cfg.events,
         )),
     };
-    let scheduler = Arc::new(Scheduler::new(
-        control.store().clone(),
-        clock_from_env(),
-        control.account(),
-        control.region(),
-        Some(relay.clone()),
-    ));
 
     let listener = http::bind(cfg.control.listen)
         .with_context(|| format!("binding {}", cfg.control.listen))?;
@@ -138,19 +107,9 @@ pub async fn run(
         stopped(),
     ));
     let poller = tokio::spawn(placement.run_poller(engine_rx.clone()));
-    let engine_task = tokio::spawn(engine.clone().run(engine_rx.clone()));
-    let scheduler_task = tokio::spawn(scheduler.run(engine_rx.clone()));
     let workers_task = workers.map(|w| tokio::spawn(w.run(engine_rx.clone())));
-    let relay_task = tokio::spawn(relay.run(async move {
-        let mut rx = engine_rx;
-        let _ = rx.wait_for(|s| *s).await;
-    }));
-    crate::serve::preload(&control, agent.as_ref(), cfg.agent.preload_max_bytes).await;
-    match control.restore_provisioned(agent.as_ref()).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(instances = n, "provisioned concurrency restored"),
-        Err(e) => tracing::error!(error = %e, "restoring provisioned concurrency"),
-    }
+    let background = embedded.spawn(&engine, &engine_rx);
+    crate::serve::prepare_agents(&control, agent.as_ref(), &cfg).await;
     ready.store(true, Ordering::SeqCst);
     if let Some(path) = ready_file {
         crate::serve::write_ready_file(&path, addr, admin_addr, None)?;
@@ -169,7 +128,9 @@ pub async fn run(
             abort.abort();
         }
     }
-    let _ = tokio::join!(engine_task, relay_task, scheduler_task, poller);
+    for task in background.into_iter().chain([poller]) {
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
